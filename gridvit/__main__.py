@@ -1,0 +1,3 @@
+from gridvit.cli import main
+
+raise SystemExit(main())
