@@ -1,0 +1,58 @@
+"""Reading (T, C, H, W) float32 blocks of channels from an xarray dataset, from memory or lazily.
+
+In memory, the whole dataset is stacked once into an (S, T, C, H, W) array. Lazily (dask-backed data, or
+``in_memory=False``), each read indexes the source variables and loads only the requested time steps, so
+a store far larger than memory can be streamed; both paths return identical arrays.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import xarray as xr
+
+from gridvit.data.spec import DataSpec, as_dataset
+
+IN_MEMORY_MAX_BYTES = 2 * 1024**3
+
+
+class FieldReader:
+    """Reads blocks of the spec's channels: ``read(sample, steps) -> (T, C, H, W)`` float32.
+
+    Args:
+        data: the dataset described by ``spec``.
+        spec: from :func:`gridvit.data.describe`.
+        in_memory: stack everything into memory once (default: when not dask-backed and ≤ 2 GiB as float32).
+    """
+
+    def __init__(self, data: xr.Dataset | xr.DataArray, spec: DataSpec, *, in_memory: bool | None = None):
+        ds = as_dataset(data)
+        d = spec.dims
+        order = [d.sample, d.time, d.y, d.x] if d.sample else [d.time, d.y, d.x]
+        self._arrays = []
+        for ch in spec.channels:
+            da = ds[ch.variable].sel(ch.at) if ch.at else ds[ch.variable]
+            da = da.transpose(*order)
+            self._arrays.append(da if d.sample else da.expand_dims("__sample__"))  # (S, T, H, W)
+        first = self._arrays[0]
+        self.n_samples, self.n_times = first.shape[0], first.shape[1]
+        self.shape = spec.grid.shape
+        nbytes = 4 * first.size * len(self._arrays)
+        if in_memory is None:
+            in_memory = first.chunks is None and nbytes <= IN_MEMORY_MAX_BYTES
+        self._stacked = None
+        if in_memory:
+            self._stacked = np.stack([np.asarray(a.values, dtype=np.float32) for a in self._arrays], axis=2)
+
+    @property
+    def in_memory(self) -> bool:
+        return self._stacked is not None
+
+    def read(self, sample: int, steps: slice | Sequence[int] | np.ndarray) -> np.ndarray:
+        """Channels of ``sample`` at time indices ``steps`` -> (T, C, H, W) float32 (NaN where missing)."""
+        if self._stacked is not None:
+            return self._stacked[sample, steps]  # (T, C, H, W)
+        idx = steps if isinstance(steps, slice) else np.asarray(steps)
+        blocks = [np.asarray(a[sample, idx].values, dtype=np.float32) for a in self._arrays]  # C x (T, H, W)
+        return np.stack(blocks, axis=1)  # (T, C, H, W)
