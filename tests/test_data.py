@@ -168,7 +168,7 @@ def test_splits_leak_nothing():
     used = {}
     for name, split in splits.items():
         wins = make_windows(split, history=3, lead=2, rollout=2)
-        steps = {int(s) + k for _, s in wins for k in range(3 + 2 * 2)}
+        steps = {int(s) + k for _, s in wins for k in range(1 + 2 * (3 - 1 + 2))}
         assert steps <= set(split.times), name
         used[name] = steps
     assert not (used["train"] & used["val"]) and not (used["val"] & used["test"])
@@ -204,7 +204,7 @@ def test_ersst_mask_and_periodic_longitude(ersst):
 def test_era5_windows(era5):
     p = prepare(era5, history=3, lead=2, val_fraction=0.1)
     item = p.dataset("train")[5]
-    raw = era5.t2m.isel(time=[5, 6, 7, 9]).values
+    raw = era5.t2m.isel(time=[5, 7, 9, 11]).values  # inputs lead=2 steps apart, then the target
     z = (raw - p.normaliser.mean[0]) / p.normaliser.std[0]
     np.testing.assert_allclose(item["x"].numpy(), z[:3], rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(item["y"][0, 0].numpy(), z[3], rtol=1e-5, atol=1e-5)
@@ -216,8 +216,10 @@ def test_era5_windows(era5):
 def test_static_channels_are_appended(toy):
     land = (toy.t2m.isel(time=0) > 288).astype("float32").drop_vars("time").rename("land")
     p = prepare(toy, history=2, static=land)
-    item = p.dataset()[0]
-    assert item["x"].shape == (3, 16, 32) and p.static_names == ("land",)
+    assert p.static.shape == (1, 16, 32) and p.static_names == ("land",)
+    v = land.values
+    w = p.spec.grid.area_weights()
+    np.testing.assert_allclose(p.static[0], (v - np.average(v, weights=w)) / np.sqrt(np.cov(v.ravel(), aweights=w.ravel(), bias=True)), rtol=1e-5, atol=1e-5)
     with pytest.raises(ValueError, match="static field 'land'"):
         prepare(toy, static=land.isel(lat=slice(0, 4)).rename(lat="rows"))
 
@@ -271,7 +273,7 @@ def _bad_cases():
         ("all-NaN time step", nan_step, {}, ValueError, "NaN everywhere at time index 2"),
         ("inf values", inf, {}, ValueError, "inf values"),
         ("too few steps", toy.isel(time=slice(0, 3)), {"history": 3, "val_fraction": 0.0}, ValueError,
-         "fewer than history"),
+         "fewer than one window needs"),
         ("non-monotonic time", toy.isel(time=[0, 2, 1, 3, 4, 5]), {}, ValueError, "not monotonically increasing"),
         ("duplicated time", toy.assign_coords(time=np.r_[t[:3], t[2:7]]), {}, ValueError, "duplicated"),
         ("irregular time", toy.assign_coords(time=np.r_[t[:4], t[4:] + np.timedelta64(1, "h")]), {}, ValueError,

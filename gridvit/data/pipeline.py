@@ -19,7 +19,8 @@ from gridvit.patches import check_patch
 
 @dataclass(eq=False)
 class Prepared:
-    """A dataset made ready for training: layout, reader, statistics, splits and window options."""
+    """A dataset made ready for training: layout, reader, statistics, splits, window options, time values
+    (T,) and the normalised static channels (E, H, W) that inputs get appended."""
 
     spec: DataSpec
     reader: FieldReader
@@ -28,6 +29,7 @@ class Prepared:
     history: int
     lead: int
     rollout: int
+    times: np.ndarray
     static: np.ndarray | None = None
     static_names: tuple[str, ...] = ()
 
@@ -38,7 +40,7 @@ class Prepared:
     def dataset(self, split: str = "train") -> WindowDataset:
         """The torch dataset of ``split`` ("train", "val" or "test")."""
         return WindowDataset(self.reader, self.normaliser, self.windows(split), history=self.history,
-                             lead=self.lead, rollout=self.rollout, static=self.static)
+                             lead=self.lead, rollout=self.rollout)
 
     def loader(self, split: str = "train", *, batch_size: int = 8, shuffle: bool = False, seed: int = 0,
                num_workers: int = 0) -> torch.utils.data.DataLoader:
@@ -84,7 +86,10 @@ def prepare(data: xr.Dataset | xr.DataArray, *, variables: str | Sequence[str] |
         raise ValueError("the training split holds no samples; lower val_fraction/test_fraction")
     normaliser = fit_normaliser(reader, spec, samples=train.samples, times=train.times)
     names, fields = _static(static, spec)
-    return Prepared(spec, reader, normaliser, splits, history, lead, rollout, fields, names)
+    ds = as_dataset(data)
+    t = spec.dims.time
+    times = ds[t].values if t in ds.coords else np.arange(reader.n_times)
+    return Prepared(spec, reader, normaliser, splits, history, lead, rollout, times, fields, names)
 
 
 def _static(static: xr.Dataset | xr.DataArray | None, spec: DataSpec) -> tuple[tuple[str, ...], np.ndarray | None]:

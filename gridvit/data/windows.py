@@ -4,8 +4,10 @@ Splits are contiguous and disjoint, by time (climate data: train on the first ye
 later ones) or, for datasets with a ``sample`` dim of independent trajectories, by sample. A window lies
 wholly inside one split and one trajectory: none straddles two.
 
-A window starting at step ``s`` reads inputs ``s … s+history−1`` and targets ``s+history−1 + lead·k`` for
-``k = 1 … rollout`` (``rollout > 1`` for unrolled multi-step training).
+A window starting at step ``s`` reads ``history`` inputs ``lead`` steps apart, ``s, s+lead, …,
+s+lead·(history−1)``, and targets ``lead·k`` steps after the last input for ``k = 1 … rollout``
+(``rollout > 1`` for unrolled multi-step training). Inputs and targets share one spacing, so a model that
+steps ``lead`` saved steps at once can be rolled out on its own predictions.
 """
 
 from __future__ import annotations
@@ -55,7 +57,7 @@ def make_splits(n_samples: int, n_times: int, *, val_fraction: float = 0.1, test
 def make_windows(split: Split, *, history: int, lead: int = 1, rollout: int = 1) -> np.ndarray:
     """All windows inside ``split`` as an (M, 2) int array of (sample, start step)."""
     check_window_options(history=history, lead=lead, rollout=rollout)
-    span = history + lead * rollout  # steps one window covers
+    span = window_span(history=history, lead=lead, rollout=rollout)
     starts = np.arange(split.times.start, split.times.stop - span + 1)
     return np.array([(s, t) for s in split.samples for t in starts], dtype=np.int64).reshape(-1, 2)
 
@@ -67,21 +69,32 @@ def check_window_options(**options: int) -> None:
             raise ValueError(f"{name} must be a positive int, got {v!r}")
 
 
+def window_span(*, history: int, lead: int, rollout: int) -> int:
+    """Saved time steps one window covers: ``1 + lead·(history − 1 + rollout)``."""
+    return 1 + lead * (history - 1 + rollout)
+
+
+def window_steps(start: int, *, history: int, lead: int, rollout: int) -> np.ndarray:
+    """Time indices a window starting at ``start`` reads: ``history`` inputs, then ``rollout`` targets."""
+    return start + lead * np.arange(history + rollout)
+
+
 def check_enough_steps(n_times: int, *, history: int, lead: int, rollout: int, time_dim: str) -> None:
     """Raise ValueError when ``n_times`` cannot hold one window."""
-    need = history + lead * rollout
+    need = window_span(history=history, lead=lead, rollout=rollout)
     if n_times < need:
         raise ValueError(
-            f"dim {time_dim!r} has {n_times} steps, fewer than history + lead·rollout = {history} + "
-            f"{lead}·{rollout} = {need}; give more steps or reduce history/lead"
+            f"dim {time_dim!r} has {n_times} steps in the training split, fewer than one window needs "
+            f"(1 + lead·(history − 1 + rollout) = 1 + {lead}·({history} − 1 + {rollout}) = {need}); "
+            "give more steps or reduce history/lead/rollout"
         )
 
 
 class WindowDataset(Dataset):
     """Normalised torch samples for windows.
 
-    Each item is a dict with ``x`` (T·C + E, H, W) float32 inputs (NaN filled with 0, static channels
-    appended), ``y`` (K, C, H, W) float32 targets (K = rollout; NaN filled with 0), ``valid`` (K, C, H, W)
+    Each item is a dict with ``x`` (T·C, H, W) float32 inputs (NaN filled with 0; static and forcing
+    channels are appended by the model's stepper, see :class:`gridvit.surrogate.Stepper`), ``y`` (K, C, H, W) float32 targets (K = rollout; NaN filled with 0), ``valid`` (K, C, H, W)
     bool (finite and not masked: use it to mask losses), and ``sample``/``start`` ints.
 
     Args:
@@ -89,33 +102,25 @@ class WindowDataset(Dataset):
         normaliser: statistics and mask from the training split.
         windows: (M, 2) (sample, start) from :func:`make_windows`.
         history, lead, rollout: the window layout.
-        static: optional (E, H, W) normalised static channels (land mask, orography).
     """
 
     def __init__(self, reader: FieldReader, normaliser: Normaliser, windows: np.ndarray, *, history: int,
-                 lead: int = 1, rollout: int = 1, static: np.ndarray | None = None):
+                 lead: int = 1, rollout: int = 1):
         self.reader, self.normaliser, self.windows = reader, normaliser, np.asarray(windows)
         self.history, self.lead, self.rollout = history, lead, rollout
-        self.static = None if static is None else np.nan_to_num(np.asarray(static, dtype=np.float32))
 
     def __len__(self) -> int:
         return len(self.windows)
 
-    def steps(self, start: int) -> np.ndarray:
-        """Time indices read by the window starting at ``start``: history inputs, then targets."""
-        last = start + self.history - 1
-        return np.concatenate([np.arange(start, last + 1), last + self.lead * np.arange(1, self.rollout + 1)])
-
     def __getitem__(self, i: int) -> dict[str, torch.Tensor | int]:
         sample, start = (int(v) for v in self.windows[i])
-        raw = self.reader.read(sample, self.steps(start))  # (T+K, C, H, W)
+        steps = window_steps(start, history=self.history, lead=self.lead, rollout=self.rollout)
+        raw = self.reader.read(sample, steps)  # (T+K, C, H, W)
         z = self.normaliser.normalise(raw).astype(np.float32)
         ok = np.isfinite(z) & self.normaliser.valid  # (T+K, C, H, W)
         z = np.where(ok, z, np.float32(0.0))
         c, h, w = z.shape[1:]
         x = z[: self.history].reshape(self.history * c, h, w)  # (T*C, H, W), time-major channels
-        if self.static is not None:
-            x = np.concatenate([x, self.static], axis=0)  # (T*C + E, H, W)
         return {
             "x": torch.from_numpy(np.ascontiguousarray(x)),
             "y": torch.from_numpy(np.ascontiguousarray(z[self.history:])),  # (K, C, H, W)
