@@ -11,8 +11,10 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-_SUBMODULES = ("data", "geometry", "patches", "solvers", "cli")
-_API: dict[str, str] = {}
+_SUBMODULES = ("checkpoint", "cli", "config", "data", "examples", "forcings", "geometry", "metrics", "model",
+               "patches", "solvers", "surrogate", "training")
+_API: dict[str, str] = {"train": "training", "load": "surrogate", "Surrogate": "surrogate",
+                        "TrainConfig": "config"}
 
 __all__ = [*_API, *_SUBMODULES]
 

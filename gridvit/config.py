@@ -1,0 +1,101 @@
+"""TrainConfig: the options of :func:`gridvit.train`, with defaults that run on a laptop CPU in minutes.
+
+Saved inside checkpoints and model files (``dataclasses.asdict`` → JSON).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Any
+
+from gridvit.model.config import BIAS_MODES
+
+
+@dataclass
+class TrainConfig:
+    """Training options (all keyword-only in :func:`gridvit.train`).
+
+    Args:
+        variables: variables to model (default: all with time and both spatial dims).
+        history: input steps T. lead: saved steps per model step. rollout_steps: unrolled steps in the loss.
+        patch: patch side P (``None``: the smallest giving at most ~1100 tokens).
+        dim, depth, heads, mlp_ratio, bias: the ViT (see :class:`gridvit.model.ModelConfig`).
+        epochs: passes over the training windows; time_budget: seconds of training (whichever ends first;
+            neither given → 20 epochs).
+        batch_size, lr, weight_decay, warmup, grad_clip: AdamW with linear warm-up (fraction of training)
+            then cosine decay, gradient-norm clipping.
+        val_fraction: last fraction of time (or samples) held out for validation/early stopping.
+        patience: epochs without validation improvement before stopping (best weights are kept).
+        calendar: add sin/cos time-of-day and day-of-year channels for datetime axes.
+        seed: seeds initialisation and shuffling (same seed, data and CPU → same weights with ``epochs``).
+        device: ``"auto"`` (CUDA with bf16 autocast when present, else CPU), ``"cpu"`` or ``"cuda"``.
+        progress: show a tqdm progress bar.
+    """
+
+    variables: list[str] | None = None
+    history: int = 2
+    lead: int = 1
+    rollout_steps: int = 1
+    patch: int | None = None
+    dim: int = 128
+    depth: int = 4
+    heads: int = 4
+    mlp_ratio: float = 4.0
+    bias: str = "alibi"
+    epochs: int | None = None
+    time_budget: float | None = None
+    batch_size: int = 8
+    lr: float = 1e-3
+    weight_decay: float = 0.05
+    warmup: float = 0.05
+    grad_clip: float = 1.0
+    val_fraction: float = 0.1
+    patience: int = 5
+    calendar: bool = True
+    seed: int = 0
+    device: str = "auto"
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if isinstance(self.variables, str):
+            self.variables = [self.variables]
+        for name in ("history", "lead", "rollout_steps", "dim", "depth", "heads", "batch_size", "patience"):
+            _positive_int(name, getattr(self, name))
+        for name in ("patch", "epochs"):
+            if getattr(self, name) is not None:
+                _positive_int(name, getattr(self, name))
+        if self.time_budget is not None and not (_number(self.time_budget) and self.time_budget > 0):
+            raise ValueError(f"time_budget must be a positive number of seconds, got {self.time_budget!r}")
+        for name in ("lr", "grad_clip", "mlp_ratio"):
+            if not (_number(getattr(self, name)) and getattr(self, name) > 0):
+                raise ValueError(f"{name} must be a positive number, got {getattr(self, name)!r}")
+        if not (_number(self.weight_decay) and self.weight_decay >= 0):
+            raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay!r}")
+        if not (_number(self.warmup) and 0 <= self.warmup < 1):
+            raise ValueError(f"warmup must be a fraction in [0, 1), got {self.warmup!r}")
+        if not (_number(self.val_fraction) and 0 <= self.val_fraction < 1):
+            raise ValueError(f"val_fraction must be in [0, 1), got {self.val_fraction!r}")
+        if self.bias not in BIAS_MODES:
+            raise ValueError(f"bias must be one of {BIAS_MODES}, got {self.bias!r}")
+        if self.device not in ("auto", "cpu", "cuda") and not str(self.device).startswith("cuda:"):
+            raise ValueError(f"device must be 'auto', 'cpu' or 'cuda[:N]', got {self.device!r}")
+        if self.dim % self.heads:
+            raise ValueError(f"dim ({self.dim}) must be divisible by heads ({self.heads})")
+
+    @classmethod
+    def from_options(cls, options: dict[str, Any]) -> "TrainConfig":
+        """Build from keyword options; unknown names raise a TypeError listing the accepted ones."""
+        names = {f.name for f in fields(cls)}
+        unknown = sorted(set(options) - names)
+        if unknown:
+            raise TypeError(f"unknown training option(s) {unknown}; accepted: {sorted(names)}")
+        return cls(**options)
+
+
+def _number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _positive_int(name: str, v: Any) -> None:
+    if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+        raise ValueError(f"{name} must be a positive int, got {v!r}")

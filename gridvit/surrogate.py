@@ -1,0 +1,225 @@
+"""Surrogate: a trained model with everything needed to forecast from xarray and write xarray back.
+
+``predict(ds)`` gives the next step after the last time of ``ds``; ``rollout(ds, steps)`` feeds predictions
+back ``steps`` times; ``save``/``gridvit.load`` keep config, weights, normalisation and grid in one
+safetensors file (no code is ever loaded). ``step(u)`` is the shared ``(B, C, H, W) -> (B, C, H, W)``
+signature of gridvit's solvers (physical units), for models with ``history=1`` and no calendar channels.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import xarray as xr
+
+from gridvit.checkpoint import load_model_file, save_model_file
+from gridvit.config import TrainConfig
+from gridvit.data import DataSpec, FieldReader, Normaliser, describe, to_dataset
+from gridvit.data.spec import as_dataset
+from gridvit.forcings import calendar_channels
+from gridvit.model import GridViT, ModelConfig
+
+RUNAWAY = 50.0  # |normalised value| beyond which a rollout is reported as running away
+
+
+class RolloutDivergedError(RuntimeError):
+    """A rollout produced non-finite values."""
+
+
+class Surrogate:
+    """A trained gridvit model with its data layout, statistics and static/forcing channels.
+
+    Attributes:
+        model: the ``torch.nn.Module`` (:class:`gridvit.model.GridViT`).
+        config: the :class:`TrainConfig` it was trained with.
+        spec: the training data's layout (:class:`gridvit.data.DataSpec`).
+        normaliser: channel means/stds and the valid-cell mask.
+    """
+
+    def __init__(self, model: GridViT, *, config: TrainConfig, spec: DataSpec, normaliser: Normaliser,
+                 static: np.ndarray | None = None, static_names: tuple[str, ...] = (),
+                 forcing_names: tuple[str, ...] = ()):
+        self.model, self.config, self.spec, self.normaliser = model, config, spec, normaliser
+        self.static_names, self.forcing_names = tuple(static_names), tuple(forcing_names)
+        self.static = None if static is None else torch.as_tensor(np.asarray(static, np.float32))
+        self._valid = torch.as_tensor(normaliser.valid)
+        self._weights = torch.as_tensor(spec.grid.area_weights(), dtype=torch.float32)
+
+    # ------------------------------------------------------------------ tensors in, tensors out
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    def inputs(self, states: torch.Tensor, times: Any) -> torch.Tensor:
+        """Model inputs (B, T*C + E, H, W): states (B, T*C, H, W), then static, then calendar channels.
+
+        ``times`` (B,) are the times of the last input state (used for calendar channels).
+        """
+        parts = [states]
+        b = states.shape[0]
+        if self.static is not None:
+            parts.append(self.static.to(states)[None].expand(b, -1, -1, -1))  # (B, E_s, H, W)
+        if self.forcing_names:
+            f = calendar_channels(np.asarray(times).reshape(-1), self.spec.time, self.spec.grid)
+            parts.append(torch.from_numpy(f).to(states))  # (B, F, H, W)
+        return torch.cat(parts, dim=1)
+
+    def forward(self, states: torch.Tensor, times: Any) -> torch.Tensor:
+        """One model step in normalised units: (B, T*C, H, W) -> (B, C, H, W), masked cells set to 0."""
+        out = self.model(self.inputs(states, times), self.spec.grid)
+        return out * self._valid.to(out.device)
+
+    def step(self, u: torch.Tensor) -> torch.Tensor:
+        """The solvers' signature: (B, C, H, W) -> (B, C, H, W) in physical units, ``lead`` saved steps on.
+
+        Only for models with ``history=1`` and no calendar channels (PDE surrogates).
+        """
+        if self.config.history != 1 or self.forcing_names:
+            raise ValueError("step(u) needs a model with history=1 and no calendar channels; use predict/rollout")
+        mean = torch.as_tensor(self.normaliser.mean, dtype=u.dtype, device=u.device)[:, None, None]
+        std = torch.as_tensor(self.normaliser.std, dtype=u.dtype, device=u.device)[:, None, None]
+        z = torch.nan_to_num((u - mean) / std)
+        out = self.forward(z.to(self.device, torch.float32), [None] * u.shape[0]).to(u)
+        return out * std + mean
+
+    # ------------------------------------------------------------------ xarray in, xarray out
+
+    def predict(self, ds: xr.Dataset | xr.DataArray) -> xr.Dataset:
+        """The next step (``lead`` saved steps) after the last time of ``ds``, from its last inputs."""
+        return self.rollout(ds, steps=1)
+
+    @torch.no_grad()
+    def rollout(self, ds: xr.Dataset | xr.DataArray, steps: int) -> xr.Dataset:
+        """Feed predictions back ``steps`` times after the last time of ``ds``.
+
+        Returns:
+            A Dataset laid out like the training data with a time dim of length ``steps`` continuing the
+            time axis (``lead`` saved steps apart); NaN where the training data were masked.
+
+        Raises:
+            ValueError: ``ds`` has another grid, other variables, another time step or too few steps.
+            RolloutDivergedError: the rollout produced non-finite values (a warning is issued first when
+                values run away beyond 50 standard deviations).
+        """
+        if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+            raise ValueError(f"steps must be a positive int, got {steps!r}")
+        states, times = self._initial_states(ds)  # (S, T*C, H, W), (n,) source times
+        c, lead = len(self.spec.channels), self.config.lead
+        future = self.spec.time.advance(times[-1], steps * lead)  # (steps*lead,)
+        t_last = times[-1]
+        self.model.eval()
+        outs = []
+        for k in range(steps):
+            nxt = self.forward(states, [t_last] * states.shape[0])  # (S, C, H, W)
+            self._check_finite(nxt, k)
+            outs.append(nxt.float().cpu())
+            states = torch.cat([states[:, c:], nxt], dim=1)  # drop the oldest state
+            t_last = future[(k + 1) * lead - 1]
+        z = torch.stack(outs, dim=1).numpy()  # (S, steps, C, H, W)
+        phys = self.normaliser.denormalise(z)
+        if not self.spec.dims.sample:
+            phys = phys[0]  # (steps, C, H, W)
+        samples = as_dataset(ds)[self.spec.dims.sample].values if self.spec.dims.sample else None
+        return to_dataset(phys, self.spec, times=future[lead - 1 :: lead], samples=samples,
+                          valid=self.normaliser.valid)
+
+    def _initial_states(self, data: xr.Dataset | xr.DataArray) -> tuple[torch.Tensor, np.ndarray]:
+        ds = as_dataset(data)
+        names = [v.name for v in self.spec.variables]
+        missing = [v for v in names if v not in ds.data_vars]
+        if missing:
+            raise ValueError(f"the dataset lacks variable(s) {missing} the model was trained on ({names}); "
+                             f"it has {list(ds.data_vars)}")
+        d = self.spec.dims
+        dims = {"time": d.time, "y": d.y, "x": d.x, "channels": list(d.channels)}
+        if d.sample:
+            dims["sample"] = d.sample
+        spec = describe(ds, variables=names, dims=dims, periodic={"y": self.spec.grid.periodic_y,
+                                                                   "x": self.spec.grid.periodic_x})
+        self._check_compatible(spec)
+        reader = FieldReader(ds, spec, in_memory=False)
+        t, c, lead = self.config.history, len(self.spec.channels), self.config.lead
+        need = 1 + lead * (t - 1)
+        if reader.n_times < need:
+            raise ValueError(f"the dataset has {reader.n_times} time steps; the model needs the last {need} "
+                             f"(history={t}, lead={lead})")
+        idx = reader.n_times - 1 - lead * np.arange(t)[::-1]  # history steps ending at the last time
+        raw = np.stack([reader.read(s, idx) for s in range(reader.n_samples)])  # (S, T, C, H, W)
+        z = self.normaliser.normalise(raw)
+        z = np.where(np.isfinite(z) & self.normaliser.valid, z, 0.0).astype(np.float32)
+        states = torch.from_numpy(z.reshape(z.shape[0], t * c, *z.shape[-2:])).to(self.device)  # (S, T*C, H, W)
+        times = ds[d.time].values if d.time in ds.coords else np.arange(reader.n_times)
+        return states, times
+
+    def _check_compatible(self, spec: DataSpec) -> None:
+        if not spec.grid.same_geometry(self.spec.grid):
+            raise ValueError(f"the dataset's grid ({spec.grid.kind} {spec.grid.shape}) differs from the one the "
+                             f"model was trained on ({self.spec.grid.kind} {self.spec.grid.shape}, same "
+                             "coordinates and periodicity needed)")
+        if spec.channel_names != self.spec.channel_names:
+            raise ValueError(f"the dataset's channels {spec.channel_names} differ from the model's "
+                             f"{self.spec.channel_names}")
+        if spec.time.step != self.spec.time.step or spec.time.kind != self.spec.time.kind:
+            raise ValueError(f"the dataset's time step {spec.time.step!r} ({spec.time.kind}) differs from the "
+                             f"model's {self.spec.time.step!r} ({self.spec.time.kind})")
+
+    @staticmethod
+    def _check_finite(z: torch.Tensor, k: int) -> None:
+        if not torch.isfinite(z).all():
+            raise RolloutDivergedError(f"rollout step {k + 1} produced non-finite values; the model is unstable "
+                                       "this far out (train with rollout_steps > 1, or roll out fewer steps)")
+        peak = float(z.abs().max())
+        if peak > RUNAWAY:
+            warnings.warn(f"rollout step {k + 1} reached {peak:.0f} standard deviations from the mean: the "
+                          "forecast is running away", RuntimeWarning, stacklevel=3)
+
+    # ------------------------------------------------------------------ files
+
+    def meta(self) -> dict[str, Any]:
+        """JSON-able description: configs, data layout, statistics, channel names."""
+        return {"train_config": asdict(self.config), "model_config": asdict(self.model.cfg),
+                "spec": self.spec.to_dict(), "normaliser": self.normaliser.to_dict(),
+                "static_names": list(self.static_names), "forcing_names": list(self.forcing_names)}
+
+    def save(self, path: str | Path) -> Path:
+        """Write one safetensors file (weights + JSON header); atomic."""
+        tensors = {f"model.{k}": v for k, v in self.model.state_dict().items()}
+        if self.static is not None:
+            tensors["static"] = self.static
+        return save_model_file(path, tensors, self.meta())
+
+    @classmethod
+    def from_meta(cls, meta: dict[str, Any], model_state: dict[str, torch.Tensor] | None = None,
+                  static: torch.Tensor | None = None) -> "Surrogate":
+        """Rebuild from :meth:`meta` (and optionally weights)."""
+        mcfg = dict(meta["model_config"])
+        if mcfg.get("pos_grid") is not None:
+            mcfg["pos_grid"] = tuple(mcfg["pos_grid"])
+        model = GridViT(ModelConfig(**mcfg))
+        if model_state is not None:
+            model.load_state_dict(model_state)
+        return cls(model, config=TrainConfig(**meta["train_config"]), spec=DataSpec.from_dict(meta["spec"]),
+                   normaliser=Normaliser.from_dict(meta["normaliser"]),
+                   static=None if static is None else static.numpy(),
+                   static_names=tuple(meta["static_names"]), forcing_names=tuple(meta["forcing_names"]))
+
+
+def load(path: str | Path) -> Surrogate:
+    """Load a model saved by :meth:`Surrogate.save` (a ``.gvt`` file, or a run folder holding ``model.gvt``).
+
+    Loading executes no code from the file (safetensors + JSON).
+    """
+    path = Path(path)
+    if path.is_dir():
+        path = path / "model.gvt"
+    tensors, meta = load_model_file(path)
+    state = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
+    sur = Surrogate.from_meta(meta, state, tensors.get("static"))
+    sur.model.eval()
+    return sur
