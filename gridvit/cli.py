@@ -14,7 +14,7 @@ def _open(path: str):
 
     p = Path(path)
     if not p.exists():
-        raise SystemExit(f"gridvit: no such file or store: {path}")
+        raise FileNotFoundError(f"no such file or store: {path}")
     if p.suffix == ".zarr" or (p.is_dir() and ((p / ".zgroup").exists() or (p / "zarr.json").exists())):
         return xr.open_zarr(p)
     return xr.open_dataset(p)

@@ -46,7 +46,7 @@ def _fractions(times: Any, calendar: str) -> tuple[np.ndarray, np.ndarray]:
     else:
         idx = pd.DatetimeIndex(times)
         hours = np.asarray(idx.hour + idx.minute / 60 + idx.second / 3600, dtype=np.float64)
-        doy = np.asarray(idx.dayofyear - 1, dtype=np.float64) + hours / 24
+        doy = np.asarray(idx.day_of_year - 1, dtype=np.float64) + hours / 24
         year = 365.2425
     return hours, doy / year
 

@@ -140,8 +140,8 @@ class Surrogate:
         dims = {"time": d.time, "y": d.y, "x": d.x, "channels": list(d.channels)}
         if d.sample:
             dims["sample"] = d.sample
-        spec = describe(ds, variables=names, dims=dims, periodic={"y": self.spec.grid.periodic_y,
-                                                                   "x": self.spec.grid.periodic_x})
+        spec = describe(ds, variables=names, dims=dims, allow_single_step=True,
+                        periodic={"y": self.spec.grid.periodic_y, "x": self.spec.grid.periodic_x})
         self._check_compatible(spec)
         reader = FieldReader(ds, spec, in_memory=False)
         t, c, lead = self.config.history, len(self.spec.channels), self.config.lead
@@ -165,7 +165,7 @@ class Surrogate:
         if spec.channel_names != self.spec.channel_names:
             raise ValueError(f"the dataset's channels {spec.channel_names} differ from the model's "
                              f"{self.spec.channel_names}")
-        if spec.time.step != self.spec.time.step or spec.time.kind != self.spec.time.kind:
+        if spec.time.kind != self.spec.time.kind or spec.time.step not in ("", self.spec.time.step):
             raise ValueError(f"the dataset's time step {spec.time.step!r} ({spec.time.kind}) differs from the "
                              f"model's {self.spec.time.step!r} ({self.spec.time.kind})")
 

@@ -95,7 +95,8 @@ def as_dataset(data: Any) -> xr.Dataset:
 
 
 def describe(data: xr.Dataset | xr.DataArray, *, variables: str | Sequence[str] | None = None,
-             dims: Mapping[str, Any] | None = None, periodic: Periodic = None) -> DataSpec:
+             dims: Mapping[str, Any] | None = None, periodic: Periodic = None,
+             allow_single_step: bool = False) -> DataSpec:
     """Inspect ``data`` (without loading values) and return its :class:`DataSpec`.
 
     Args:
@@ -106,6 +107,7 @@ def describe(data: xr.Dataset | xr.DataArray, *, variables: str | Sequence[str] 
         periodic: planes only: ``True``/``False`` for both axes, ``(y, x)``, or ``{"x": True}`` keyed by
             role or dim name. Default: the spatial coordinates' ``periodic`` attribute (1/0). On a sphere
             longitude is periodic exactly when it closes the circle.
+        allow_single_step: accept one time step (its step is then unknown); for forecasts from one state.
 
     Raises:
         TypeError: not a Dataset/DataArray; a non-numeric variable; an unsupported time dtype.
@@ -127,7 +129,7 @@ def describe(data: xr.Dataset | xr.DataArray, *, variables: str | Sequence[str] 
         _check_numeric(ds[v])
     grid = _grid(ds, d, periodic)
     times = ds[d.time].values if d.time in ds.coords else np.arange(ds.sizes[d.time])
-    taxis = time_axis(times, name=d.time)
+    taxis = time_axis(times, name=d.time, allow_single=allow_single_step)
     channels = [ch for v in names for ch in _channels(ds, v, d)]
     coords = {name: _coord_info(ds, name) for name in (d.y, d.x, *d.channels) if name in ds.coords}
     for name in (d.time, d.sample):

@@ -59,18 +59,23 @@ def _fixed_freq(delta: pd.Timedelta) -> str:
     return pd.tseries.frequencies.to_offset(delta).freqstr
 
 
-def time_axis(values: Any, *, name: str = "time") -> TimeAxis:
+def time_axis(values: Any, *, name: str = "time", allow_single: bool = False) -> TimeAxis:
     """Validate a time coordinate and describe its step.
 
     Args:
         values: (T,) time values (datetime64, cftime objects or numbers), T >= 2.
         name: the dimension name, used in error messages.
+        allow_single: accept a single time (its step is then unknown: ``step == ""``).
 
     Raises:
         TypeError: times that are neither datetime-like nor numeric.
         ValueError: fewer than 2 steps; non-monotonic, duplicated or irregular times.
     """
     values = np.asarray(values)
+    if values.size == 1 and allow_single:
+        kind = "numeric" if values.dtype.kind in "fiu" else "cftime" if values.dtype == object else "datetime"
+        calendar = getattr(values.ravel()[0], "calendar", "standard") if kind == "cftime" else "standard"
+        return TimeAxis(kind=kind, step="", calendar=calendar, dtype=str(values.dtype))
     if values.size < 2:
         raise ValueError(f"time dimension {name!r} needs at least 2 steps, got {values.size}")
     if np.issubdtype(values.dtype, np.datetime64):

@@ -1,0 +1,203 @@
+"""gridvit.train, Surrogate predict/rollout/save/load, checkpoints and resume, the CLI."""
+
+import os
+import pickle
+
+import numpy as np
+import pytest
+import torch
+import xarray as xr
+
+import gridvit
+from gridvit.checkpoint import CheckpointError, load_checkpoint
+from gridvit.examples import toy_climate
+from gridvit.training import Trainer, auto_patch
+
+TINY = dict(dim=16, depth=1, heads=2, patch=4, batch_size=4, progress=False)
+
+
+@pytest.fixture(scope="module")
+def data() -> xr.Dataset:
+    return toy_climate(n_time=40, shape=(16, 32), seed=2)
+
+
+@pytest.fixture(scope="module")
+def model(data):
+    return gridvit.train(data.isel(time=slice(0, 30)), epochs=2, **TINY)
+
+
+def _state(m):
+    return {k: v.clone() for k, v in m.model.state_dict().items()}
+
+
+def test_rollout_continues_time_and_keeps_coords_and_attrs(model, data):
+    fc = model.rollout(data.isel(time=slice(0, 30)), steps=3)
+    assert fc.t2m.dims == ("time", "lat", "lon") and fc.sizes["time"] == 3
+    np.testing.assert_array_equal(fc.time.values, data.time.values[30:33])
+    xr.testing.assert_identical(fc.lat, data.lat)
+    xr.testing.assert_identical(fc.lon, data.lon)
+    assert fc.t2m.attrs == data.t2m.attrs and fc.attrs == data.attrs
+    assert np.isfinite(fc.t2m.values).all()
+    one = model.predict(data.isel(time=slice(0, 30)))
+    xr.testing.assert_allclose(one, fc.isel(time=[0]))
+
+
+def test_untrained_model_is_persistence(data):
+    m = gridvit.train(data.isel(time=slice(0, 20)), epochs=1, lr=1e-12, warmup=0.0, **TINY)
+    fc = m.predict(data.isel(time=slice(0, 20)))
+    np.testing.assert_allclose(fc.t2m.values[0], data.t2m.values[19], atol=1e-3)
+
+
+def test_training_beats_persistence_on_travelling_waves():
+    ds = toy_climate(n_time=140, shape=(16, 32), seed=2)
+    m = gridvit.train(ds.isel(time=slice(0, 120)), epochs=10, lr=3e-3, **{**TINY, "dim": 32, "batch_size": 8})
+    w = m.spec.grid.area_weights()
+    model_err, pers_err = [], []
+    for start in range(120, 138):
+        fc = m.predict(ds.isel(time=slice(0, start)))
+        truth = ds.t2m.values[start]
+        model_err.append(gridvit.metrics.rmse(fc.t2m.values[0], truth, weights=w))
+        pers_err.append(gridvit.metrics.rmse(ds.t2m.values[start - 1], truth, weights=w))
+    assert np.mean(model_err) < 0.85 * np.mean(pers_err)  # measured 0.74 with seed 0
+
+
+def test_mask_is_kept_as_nan(data):
+    ds = data.isel(time=slice(0, 24)).copy(deep=True)
+    ds["t2m"][:, 4:8, 10:20] = np.nan  # "land"
+    m = gridvit.train(ds, epochs=1, **TINY)
+    fc = m.rollout(ds, steps=2)
+    land = np.isnan(ds.t2m.values[0])
+    assert (np.isnan(fc.t2m.values) == land).all()
+
+
+def test_save_load_predicts_bit_identically(model, data, tmp_path):
+    path = model.save(tmp_path / "toy.gvt")
+    again = gridvit.load(path)
+    a = model.rollout(data.isel(time=slice(0, 30)), steps=2)
+    b = again.rollout(data.isel(time=slice(0, 30)), steps=2)
+    xr.testing.assert_identical(a, b)
+    assert again.config == model.config and again.spec.channel_names == ["t2m"]
+
+
+def test_same_seed_same_weights(data):
+    a = gridvit.train(data.isel(time=slice(0, 24)), epochs=2, seed=5, **TINY)
+    b = gridvit.train(data.isel(time=slice(0, 24)), epochs=2, seed=5, **TINY)
+    for k, v in _state(a).items():
+        assert torch.equal(v, _state(b)[k]), k
+
+
+def test_resume_after_interruption_matches_uninterrupted(data, tmp_path, monkeypatch):
+    ds = data.isel(time=slice(0, 24))
+    full = gridvit.train(ds, epochs=3, seed=1, **TINY)
+    real_epoch = Trainer._epoch
+
+    def crash_in_third_epoch(self, bar):
+        if self.epoch == 2:
+            raise KeyboardInterrupt("simulated crash")
+        return real_epoch(self, bar)
+
+    monkeypatch.setattr(Trainer, "_epoch", crash_in_third_epoch)
+    with pytest.raises(KeyboardInterrupt):
+        gridvit.train(ds, epochs=3, seed=1, checkpoint_dir=tmp_path, **TINY)
+    assert load_checkpoint(tmp_path / "last.pt")["epoch"] == 2
+    monkeypatch.setattr(Trainer, "_epoch", real_epoch)
+    resumed = gridvit.train(ds, epochs=3, seed=1, checkpoint_dir=tmp_path, resume=True, **TINY)
+    for k, v in _state(full).items():
+        torch.testing.assert_close(_state(resumed)[k], v, rtol=1e-5, atol=1e-6)
+    assert (tmp_path / "model.gvt").exists()
+
+
+def test_resume_refuses_checkpoint_of_another_model(data, tmp_path):
+    ds = data.isel(time=slice(0, 24))
+    gridvit.train(ds, epochs=1, checkpoint_dir=tmp_path, **TINY)
+    with pytest.raises(ValueError, match="another model config"):
+        gridvit.train(ds, epochs=1, checkpoint_dir=tmp_path, resume=True, **{**TINY, "dim": 32})
+
+
+class _Exploit:
+    def __reduce__(self):
+        return (os.system, ("touch pwned-by-gridvit-test",))
+
+
+def test_malicious_pickle_is_refused_without_running(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    evil = tmp_path / "last.pt"
+    evil.write_bytes(pickle.dumps({"model": _Exploit()}))
+    with pytest.raises(CheckpointError, match="refusing to load"):
+        load_checkpoint(evil)
+    with pytest.raises(CheckpointError, match="not a gridvit model file"):
+        gridvit.load(evil)
+    torch.save({"model": _Exploit()}, tmp_path / "evil_torch.pt")
+    with pytest.raises(CheckpointError, match="refusing to load"):
+        load_checkpoint(tmp_path / "evil_torch.pt")
+    assert not (tmp_path / "pwned-by-gridvit-test").exists()
+
+
+def test_pde_samples_train_and_step_like_a_solver():
+    rng = np.random.default_rng(0)
+    u = rng.standard_normal((4, 6, 16, 16)).astype(np.float32)
+    ds = xr.Dataset({"u": (("sample", "time", "y", "x"), u)},
+                    coords={"time": 0.5 * np.arange(6), "y": np.arange(16.0), "x": np.arange(16.0)})
+    m = gridvit.train(ds, epochs=1, history=1, lead=2, val_fraction=0.25, **TINY)
+    assert m.forcing_names == () and m.spec.dims.sample == "sample"
+    fc = m.rollout(ds.isel(time=slice(0, 3)), steps=2)
+    assert fc.u.dims == ("sample", "time", "y", "x") and fc.time.values.tolist() == [2.0, 3.0]
+    u0 = torch.from_numpy(u[:, 2, None]).double()  # (B, C, H, W)
+    out = m.step(u0)
+    assert out.shape == (4, 1, 16, 16) and out.dtype == torch.float64
+    np.testing.assert_allclose(out.detach().numpy()[:, 0], fc.u.values[:, 0], rtol=1e-5, atol=1e-5)
+
+
+def test_auto_patch_aims_for_hundreds_of_tokens():
+    assert auto_patch((33, 49)) == 2  # ERA5 UK: 17 × 25 = 425 tokens
+    assert auto_patch((89, 180)) == 4  # ERSST: 23 × 45 = 1035 tokens
+    assert auto_patch((8, 8)) == 1
+
+
+@pytest.mark.parametrize("opts, exc, pattern", [
+    ({"time_budget": -5}, ValueError, "time_budget must be a positive"),
+    ({"batch_size": 0}, ValueError, "batch_size must be a positive int"),
+    ({"epochs": 0}, ValueError, "epochs must be a positive int"),
+    ({"lr": -1.0}, ValueError, "lr must be a positive"),
+    ({"learning_rate": 1e-3}, TypeError, "unknown training option"),
+    ({"device": "tpu"}, ValueError, "device must be"),
+    ({"patch": 64}, ValueError, "larger than the grid"),
+])
+def test_bad_training_options(data, opts, exc, pattern):
+    with pytest.raises(exc, match=pattern):
+        gridvit.train(data.isel(time=slice(0, 10)), **{**TINY, **opts})
+
+
+def test_predict_rejects_mismatched_data(model, data):
+    with pytest.raises(ValueError, match="grid"):
+        model.predict(toy_climate(n_time=5, shape=(8, 16)))
+    with pytest.raises(ValueError, match="lacks variable"):
+        model.predict(data.rename(t2m="sst"))
+    with pytest.raises(ValueError, match="needs the last 2"):
+        model.predict(data.isel(time=slice(0, 1)))
+
+
+def test_unwritable_checkpoint_dir_is_reported_before_training(data, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    with pytest.raises(OSError, match="not writable"):
+        gridvit.train(data, epochs=1, checkpoint_dir=blocker / "sub", **TINY)
+
+
+def test_cli_train_predict_info(data, tmp_path, capsys):
+    from gridvit.cli import main
+
+    src = tmp_path / "toy.nc"
+    data.isel(time=slice(0, 24)).to_netcdf(src)
+    run = tmp_path / "run"
+    assert main(["train", str(src), "--var", "t2m", "--out", str(run), "--epochs", "1", "--dim", "16",
+                 "--depth", "1", "--heads", "2", "--patch", "4", "--quiet"]) == 0
+    assert (run / "model.gvt").exists() and (run / "checkpoints" / "last.pt").exists()
+    out = tmp_path / "fc.nc"
+    assert main(["predict", str(run), str(src), "--steps", "3", "--out", str(out)]) == 0
+    with xr.open_dataset(out) as fc:
+        assert fc.sizes["time"] == 3
+    capsys.readouterr()
+    assert main(["info", str(run)]) == 0
+    assert '"t2m"' in capsys.readouterr().out
+    assert main(["predict", str(run), str(tmp_path / "missing.nc"), "--out", str(out)]) != 0
