@@ -1,0 +1,67 @@
+"""Classical finite-difference solvers: PDE training data and the baselines a surrogate must beat.
+
+Every scheme is a frozen object with the surrogate's signature, ``step(u: (B, C, H, W)) -> (B, C, H, W)``,
+parameters fixed at construction (``dt``, ``dx``, ``dy``, coefficients, boundary conditions), batched and
+running on whatever device and floating dtype ``u`` has:
+
+========================  ===========================================  ===============================
+pde (fields)              schemes                                      formal order (space, time)
+========================  ===========================================  ===============================
+heat (u)                  HeatFTCS, HeatSpectral, HeatCrankNicolson    (2, 1), exact, (2, 2)
+advection (u)             AdvectionUpwind, AdvectionLaxWendroff        (1, 1), (2, 2)
+burgers (u, v)            BurgersUpwind, BurgersCentral                (1, 3), (2, 3)
+gray_scott (u, v)         GrayScottExplicit, GrayScottIMEX             (2, 1), (2, 1)
+navier_stokes (vorticity) NavierStokesArakawa, NavierStokesCentral     (2, 3), (2, 3)
+========================  ===========================================  ===============================
+
+``simulate(pde, shape=..., t_end=..., save_every=..., ...)`` runs one from seeded initial conditions
+(:mod:`gridvit.solvers.initial`) and returns an ``xr.Dataset`` with dims (sample, time, y, x).
+"""
+
+from gridvit.solvers.advection import AdvectionLaxWendroff, AdvectionUpwind
+from gridvit.solvers.base import Scheme, ssprk3
+from gridvit.solvers.burgers import BurgersCentral, BurgersUpwind
+from gridvit.solvers.grid_ops import Boundary, boundaries, laplacian, pad, stencil
+from gridvit.solvers.heat import HeatCrankNicolson, HeatFTCS, HeatSpectral
+from gridvit.solvers.initial import gaussian_bump, gaussian_random_field, gray_scott_spots, sine_mode, taylor_green
+from gridvit.solvers.navier_stokes import (
+    NavierStokesArakawa,
+    NavierStokesCentral,
+    jacobian_arakawa,
+    jacobian_central,
+    streamfunction,
+)
+from gridvit.solvers.reaction_diffusion import GrayScottExplicit, GrayScottIMEX
+from gridvit.solvers.simulate import PDES, scheme_for, simulate
+
+__all__ = [
+    "AdvectionLaxWendroff",
+    "AdvectionUpwind",
+    "Boundary",
+    "BurgersCentral",
+    "BurgersUpwind",
+    "GrayScottExplicit",
+    "GrayScottIMEX",
+    "HeatCrankNicolson",
+    "HeatFTCS",
+    "HeatSpectral",
+    "NavierStokesArakawa",
+    "NavierStokesCentral",
+    "PDES",
+    "Scheme",
+    "boundaries",
+    "gaussian_bump",
+    "gaussian_random_field",
+    "gray_scott_spots",
+    "jacobian_arakawa",
+    "jacobian_central",
+    "laplacian",
+    "pad",
+    "scheme_for",
+    "simulate",
+    "sine_mode",
+    "ssprk3",
+    "stencil",
+    "streamfunction",
+    "taylor_green",
+]
