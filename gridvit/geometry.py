@@ -134,47 +134,67 @@ def is_global_longitude(lon: np.ndarray, *, rtol: float = 1e-3) -> bool:
 
 
 def _patch_cells(n: int, patch: int, periodic: bool) -> list[np.ndarray]:
-    """For each patch along an axis of length n, the positions it covers (unwrapped if periodic)."""
+    """For each patch along an axis of length n, the cell indices it covers (in ``range(n)``).
+
+    Matches :func:`gridvit.patches.pad`: along a periodic axis the last patch wraps round to the first
+    cells; along a bounded axis edge padding repeats the last cell, which adds no new cell.
+    """
     from gridvit.patches import patch_grid_shape
 
     count = patch_grid_shape((n, n), patch)[0]
     out = []
     for k in range(count):
         pos = np.arange(k * patch, (k + 1) * patch)
-        out.append(pos if periodic else np.unique(np.minimum(pos, n - 1)))  # edge padding adds no cell
+        out.append(pos % n if periodic else np.unique(np.minimum(pos, n - 1)))
     return out
+
+
+def _patch_sums(values: np.ndarray, cells: list[np.ndarray]) -> np.ndarray:
+    """Sum of ``values`` (n, k) over each patch's cells along the axis -> (patches, k)."""
+    return np.stack([values[c].sum(axis=0) for c in cells])
+
+
+def _plane_centres(cells: list[np.ndarray], patch: int, n: int) -> np.ndarray:
+    """Index-space centre of each patch; a patch that wraps is centred past the end of the axis."""
+    return np.array([(k * patch + (c - k * patch) % n).mean() for k, c in enumerate(cells)])
 
 
 def patch_centres(grid: Grid, patch: int) -> np.ndarray:
     """Patch centres (N, 2), patches row-major as in :func:`gridvit.patches.patchify`.
 
     On a sphere: (lat, lon) in degrees of the area-weighted mean direction of the patch's cells (correct for
-    irregular latitudes and either order). On a plane: (y, x) in grid units (index space; along a periodic
-    axis the centre of a wrapped patch may exceed the axis length — distances wrap it).
+    irregular latitudes and either order); longitudes in (-180, 180]. On a plane: (y, x) in grid units
+    (index space; along a periodic axis the centre of a wrapped patch may exceed the axis length —
+    distances wrap it).
     """
-    rows = _patch_cells(grid.shape[0], patch, grid.periodic_y)
-    cols = _patch_cells(grid.shape[1], patch, grid.periodic_x)
+    from gridvit.patches import check_patch
+
+    check_patch(grid.shape, patch)
+    h, w = grid.shape
+    rows = _patch_cells(h, patch, grid.periodic_y)
+    cols = _patch_cells(w, patch, grid.periodic_x)
     if grid.kind == "plane":
-        cy = np.array([r.mean() for r in rows])
-        cx = np.array([c.mean() for c in cols])
+        cy = _plane_centres(rows, patch, h)
+        cx = _plane_centres(cols, patch, w)
         yy, xx = np.meshgrid(cy, cx, indexing="ij")
         return np.stack([yy.ravel(), xx.ravel()], axis=1)
+    # The weighted sum of unit vectors over a patch's cells separates into a latitude factor and a
+    # longitude factor: sum_{r,c} w_r (cos φ_r cos λ_c, cos φ_r sin λ_c, sin φ_r).
     lat = np.deg2rad(grid.y.astype(np.float64))
     lon = np.deg2rad(grid.x.astype(np.float64))
-    w = latitude_weights(grid.y)
-    h, wd = grid.shape
-    out = np.empty((len(rows) * len(cols), 2))
-    for i, r in enumerate(rows):
-        r = r % h
-        for j, c in enumerate(cols):
-            c = c % wd
-            la, lo = np.meshgrid(lat[r], lon[c], indexing="ij")
-            wt = np.broadcast_to(w[r][:, None], la.shape)
-            v = np.stack([np.cos(la) * np.cos(lo), np.cos(la) * np.sin(lo), np.sin(la)])  # (3, p, q)
-            m = (v * wt).sum(axis=(1, 2))
-            m /= np.linalg.norm(m)
-            out[i * len(cols) + j] = np.rad2deg([np.arcsin(np.clip(m[2], -1, 1)), np.arctan2(m[1], m[0])])
-    return out
+    wlat = latitude_weights(grid.y)
+    ry = _patch_sums(np.stack([wlat * np.cos(lat), wlat * np.sin(lat)], axis=1), rows)  # (nh, 2)
+    rx = _patch_sums(np.stack([np.cos(lon), np.sin(lon), np.ones_like(lon)], axis=1), cols)  # (nw, 3)
+    v = np.stack(
+        [
+            ry[:, None, 0] * rx[None, :, 0],
+            ry[:, None, 0] * rx[None, :, 1],
+            ry[:, None, 1] * rx[None, :, 2],
+        ],
+        axis=-1,
+    ).reshape(-1, 3)  # (N, 3) unnormalised mean directions
+    v /= np.linalg.norm(v, axis=1, keepdims=True)
+    return np.rad2deg(np.stack([np.arcsin(np.clip(v[:, 2], -1.0, 1.0)), np.arctan2(v[:, 1], v[:, 0])], axis=1))
 
 
 def great_circle_km(lat1, lon1, lat2, lon2) -> np.ndarray:
