@@ -1,0 +1,86 @@
+"""ModelConfig: the hyper-parameters of :class:`gridvit.model.GridViT`, a plain JSON-able dataclass."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+BIAS_MODES = ("alibi", "learnable", "none")
+ATTENTION_IMPLS = ("sdpa", "flex")
+
+
+@dataclass
+class ModelConfig:
+    """Hyper-parameters of a :class:`~gridvit.model.GridViT` (saved in checkpoints via ``dataclasses.asdict``).
+
+    Nothing here depends on the grid: the same weights run on any grid of the same geometry.
+
+    Args:
+        history: T, input time steps.
+        channels: C, variables per time step (also the number of output channels).
+        extra_channels: E, static/forcing channels appended after the T·C state channels.
+        patch: P, patch side in grid cells.
+        dim: D, token width.
+        depth: number of transformer blocks.
+        heads: h, attention heads (must divide ``dim``).
+        mlp_ratio: MLP hidden width as a multiple of D.
+        bias: ``"alibi"`` (fixed geometric per-head slopes), ``"learnable"`` (per-layer, per-head slopes,
+            positive by construction, initialised at the ALiBi values) or ``"none"`` (ablation).
+        slope_max: slope of the most local head, per length scale L (bias −slope_max · d/L).
+        slope_min: slope of the most global head; slopes are geometric between the two.
+        length_scale: L in km (sphere) or grid units (plane); ``None`` takes the grid's median
+            nearest-neighbour patch spacing, so the bias is measured in patch steps on every grid.
+        abs_pos_embed: add a learned absolute position embedding (off by default: it breaks the
+            translation/rotation equivariance the distance bias gives, and ties weights to ``pos_grid``).
+        pos_grid: (nh, nw) patch grid the absolute embedding is sized for; other grids interpolate it.
+        attention: ``"sdpa"`` (``F.scaled_dot_product_attention``, every device) or ``"flex"``
+            (FlexAttention ``score_mod`` on CUDA; SDPA elsewhere, as FlexAttention has no CPU backward).
+    """
+
+    history: int = 1
+    channels: int = 1
+    extra_channels: int = 0
+    patch: int = 4
+    dim: int = 128
+    depth: int = 4
+    heads: int = 4
+    mlp_ratio: float = 4.0
+    bias: str = "alibi"
+    slope_max: float = 1.0
+    slope_min: float = 1.0 / 64.0
+    length_scale: float | None = None
+    abs_pos_embed: bool = False
+    pos_grid: tuple[int, int] | None = None
+    attention: str = "sdpa"
+
+    def __post_init__(self) -> None:
+        for name in ("history", "channels", "patch", "dim", "depth", "heads"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"ModelConfig.{name} must be a positive int, got {value!r}")
+        if isinstance(self.extra_channels, bool) or not isinstance(self.extra_channels, int) or self.extra_channels < 0:
+            raise ValueError(f"ModelConfig.extra_channels must be an int >= 0, got {self.extra_channels!r}")
+        if self.dim % self.heads:
+            raise ValueError(f"ModelConfig.dim ({self.dim}) must be divisible by heads ({self.heads})")
+        if not self.mlp_ratio > 0:
+            raise ValueError(f"ModelConfig.mlp_ratio must be > 0, got {self.mlp_ratio!r}")
+        if self.bias not in BIAS_MODES:
+            raise ValueError(f"ModelConfig.bias must be one of {BIAS_MODES}, got {self.bias!r}")
+        if self.attention not in ATTENTION_IMPLS:
+            raise ValueError(f"ModelConfig.attention must be one of {ATTENTION_IMPLS}, got {self.attention!r}")
+        if not 0 < self.slope_min <= self.slope_max:
+            raise ValueError(
+                f"ModelConfig slopes need 0 < slope_min <= slope_max, got {self.slope_min!r}, {self.slope_max!r}"
+            )
+        if self.length_scale is not None and not self.length_scale > 0:
+            raise ValueError(f"ModelConfig.length_scale must be > 0 or None, got {self.length_scale!r}")
+        if self.pos_grid is not None:
+            self.pos_grid = tuple(int(n) for n in self.pos_grid)  # JSON gives a list back
+            if len(self.pos_grid) != 2 or min(self.pos_grid) < 1:
+                raise ValueError(f"ModelConfig.pos_grid must be two positive ints (nh, nw), got {self.pos_grid!r}")
+        if self.abs_pos_embed and self.pos_grid is None:
+            raise ValueError("ModelConfig.abs_pos_embed=True needs pos_grid=(nh, nw), the patch grid it is sized for")
+
+    @property
+    def in_channels(self) -> int:
+        """Input channels the model expects: T·C + E."""
+        return self.history * self.channels + self.extra_channels

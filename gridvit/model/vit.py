@@ -1,0 +1,174 @@
+"""GridViT: a pre-LN Vision Transformer over patch tokens with distance-biased attention.
+
+Data flow (shape glossary of DESIGN.md: B batch, T history, C channels, E extras, H×W grid, P patch,
+N patches, D width, h heads)::
+
+    x (B, T*C + E, H, W) -> finite -> pad + patchify (B, N, P*P*(T*C+E)) -> embed (B, N, D)
+      -> depth × [x + attn(LN(x), bias (1, h, N, N)); x + mlp(LN(x))] -> LN -> head (B, N, P*P*C)
+      -> unpatchify + crop (B, C, H, W) = delta;  output = last state + delta
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from gridvit.geometry import Grid
+from gridvit.model.attention import Attention
+from gridvit.model.bias import DistanceBias
+from gridvit.model.config import ModelConfig
+from gridvit.patches import check_patch, patch_grid_shape, patchify, unpatchify
+
+
+class MLP(nn.Module):
+    """Linear -> GELU -> Linear, (B, N, D) -> (B, N, D)."""
+
+    def __init__(self, dim: int, hidden: int) -> None:
+        super().__init__()
+        self.fc1 = nn.Linear(dim, hidden)
+        self.fc2 = nn.Linear(hidden, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc2(F.gelu(self.fc1(x)))
+
+
+class Block(nn.Module):
+    """Pre-LN transformer block: ``x + attn(LN(x), bias)`` then ``x + mlp(LN(x))``."""
+
+    def __init__(self, dim: int, heads: int, mlp_ratio: float, *, impl: str = "sdpa") -> None:
+        super().__init__()
+        self.norm1 = nn.LayerNorm(dim)
+        self.attn = Attention(dim, heads, impl=impl)
+        self.norm2 = nn.LayerNorm(dim)
+        self.mlp = MLP(dim, int(round(dim * mlp_ratio)))
+
+    def forward(
+        self, x: torch.Tensor, bias: torch.Tensor | None, *, need_weights: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(B, N, D) -> (B, N, D), and the (B, h, N, N) weights when ``need_weights``."""
+        a, weights = self.attn(self.norm1(x), bias, need_weights=need_weights)
+        x = x + a
+        return x + self.mlp(self.norm2(x)), weights
+
+
+class GridViT(nn.Module):
+    """Distance-biased ViT predicting the next state: ``next = last + delta`` in normalised units.
+
+    The head is zero-initialised, so an untrained model is persistence. No absolute position embedding by
+    default, so the same weights run on any grid of the same geometry (the bias is recomputed, and cached,
+    from the new grid's patch distances).
+
+    Args:
+        cfg: the hyper-parameters (see :class:`ModelConfig`).
+    """
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        if not isinstance(cfg, ModelConfig):
+            raise TypeError(f"GridViT needs a ModelConfig, got {type(cfg).__name__}")
+        self.cfg = cfg
+        p, d = cfg.patch, cfg.dim
+        self.embed = nn.Linear(p * p * cfg.in_channels, d)
+        self.pos_embed = None
+        if cfg.abs_pos_embed:
+            self.pos_embed = nn.Parameter(torch.zeros(1, d, *cfg.pos_grid))  # (1, D, nh, nw)
+        self.blocks = nn.ModuleList(
+            Block(d, cfg.heads, cfg.mlp_ratio, impl=cfg.attention) for _ in range(cfg.depth)
+        )
+        self.norm = nn.LayerNorm(d)
+        self.head = nn.Linear(d, p * p * cfg.channels)
+        self.distance_bias = DistanceBias(
+            heads=cfg.heads,
+            layers=cfg.depth,
+            mode=cfg.bias,
+            slope_max=cfg.slope_max,
+            slope_min=cfg.slope_min,
+            length_scale=cfg.length_scale,
+        )
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Truncated-normal (std 0.02) linear weights, zero biases, unit LayerNorms, zero head."""
+        for m in self.modules():
+            if isinstance(m, nn.Linear):
+                nn.init.trunc_normal_(m.weight, std=0.02)
+                nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.LayerNorm):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+        if self.pos_embed is not None:
+            nn.init.trunc_normal_(self.pos_embed, std=0.02)
+        nn.init.zeros_(self.head.weight)  # untrained model = persistence
+        nn.init.zeros_(self.head.bias)
+
+    def forward(
+        self, x: torch.Tensor, grid: Grid, *, return_attention: bool = False
+    ) -> torch.Tensor | tuple[torch.Tensor, list[torch.Tensor]]:
+        """Predict the next state.
+
+        Args:
+            x: (B, T*C + E, H, W) in normalised units, channels ``[t0 c0..c(C-1), ..., t(T-1) ..., extras]``.
+                Non-finite values (masked cells) are replaced by 0 before anything else.
+            grid: the :class:`~gridvit.geometry.Grid` of x, ``grid.shape == (H, W)``.
+            return_attention: also return per-layer attention weights (manual attention path).
+
+        Returns:
+            (B, C, H, W) next state = last input state (masked cells as 0) + predicted delta; with
+            ``return_attention``, also a list (one per layer) of (B, h, N, N) attention weights.
+        """
+        self._check_inputs(x, grid)
+        cfg = self.cfg
+        b, _, h, w = x.shape
+        x = torch.where(torch.isfinite(x), x, torch.zeros((), dtype=x.dtype, device=x.device))
+        last = x[:, (cfg.history - 1) * cfg.channels : cfg.history * cfg.channels]  # (B, C, H, W)
+
+        tokens = patchify(x, cfg.patch, grid.periodic)  # (B, N, P*P*(T*C+E))
+        z = self.embed(tokens)  # (B, N, D)
+        if self.pos_embed is not None:
+            z = z + self._pos_embed(patch_grid_shape((h, w), cfg.patch))  # (B, N, D)
+        biases = self.distance_bias(grid, cfg.patch, device=z.device, dtype=_compute_dtype(z))  # depth × (1, h, N, N)
+        attention = []
+        for block, bias in zip(self.blocks, biases):
+            z, weights = block(z, bias, need_weights=return_attention)  # (B, N, D)
+            if return_attention:
+                attention.append(weights)  # (B, h, N, N)
+        delta = self.head(self.norm(z))  # (B, N, P*P*C)
+        y = last + unpatchify(delta, cfg.patch, (h, w)).to(last.dtype)  # (B, C, H, W)
+        return (y, attention) if return_attention else y
+
+    def _pos_embed(self, patch_grid: tuple[int, int]) -> torch.Tensor:
+        """The absolute embedding (1, N, D) for an (nh, nw) patch grid, bicubically resized if needed."""
+        pe = self.pos_embed  # (1, D, nh0, nw0)
+        if tuple(pe.shape[-2:]) != tuple(patch_grid):
+            pe = F.interpolate(pe, size=patch_grid, mode="bicubic", align_corners=False)  # (1, D, nh, nw)
+        return pe.flatten(2).transpose(1, 2)  # (1, N, D)
+
+    def _check_inputs(self, x: torch.Tensor, grid: Grid) -> None:
+        cfg = self.cfg
+        if not isinstance(x, torch.Tensor) or x.ndim != 4:
+            shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+            raise ValueError(f"x must be a (B, T*C+E, H, W) tensor, got {shape}")
+        if not x.is_floating_point():
+            raise TypeError(f"x must be a floating-point tensor, got dtype {x.dtype}")
+        if x.shape[1] != cfg.in_channels:
+            raise ValueError(
+                f"x has {x.shape[1]} channels but the model expects history*channels+extra_channels = "
+                f"{cfg.history}*{cfg.channels}+{cfg.extra_channels} = {cfg.in_channels} "
+                "(layout [t0 c0..c(C-1), ..., t(T-1) ..., extras])"
+            )
+        if not isinstance(grid, Grid):
+            raise TypeError(f"grid must be a gridvit.geometry.Grid, got {type(grid).__name__}")
+        if tuple(grid.shape) != tuple(x.shape[-2:]):
+            raise ValueError(f"grid shape {grid.shape} does not match x's spatial shape {tuple(x.shape[-2:])}")
+        try:
+            check_patch(grid.shape, cfg.patch)
+        except ValueError as err:
+            raise ValueError(f"grid too small for the model: {err}") from None
+
+
+def _compute_dtype(z: torch.Tensor) -> torch.dtype:
+    """The dtype attention runs in: the autocast dtype when autocast is on for z's device, else z's."""
+    if torch.is_autocast_enabled(z.device.type):
+        return torch.get_autocast_dtype(z.device.type)
+    return z.dtype
