@@ -27,6 +27,8 @@ class TrainConfig:
         val_fraction: last fraction of time (or samples) held out for validation/early stopping.
         patience: epochs without validation improvement before stopping (best weights are kept).
         calendar: add sin/cos time-of-day and day-of-year channels for datetime axes.
+        climatology: model anomalies from a training-split climatology by ``"hour"`` of day or ``"month"``
+            (``"auto"``: by time step, see :func:`gridvit.data.prepare`; None: plain mean/std).
         seed: seeds initialisation and shuffling (same seed, data and CPU → same weights with ``epochs``).
         device: ``"auto"`` (CUDA with bf16 autocast when present, else CPU), ``"cpu"`` or ``"cuda"``.
         progress: show a tqdm progress bar.
@@ -52,6 +54,7 @@ class TrainConfig:
     val_fraction: float = 0.1
     patience: int = 5
     calendar: bool = True
+    climatology: str | None = "auto"
     seed: int = 0
     device: str = "auto"
     progress: bool = True
@@ -75,6 +78,8 @@ class TrainConfig:
             raise ValueError(f"warmup must be a fraction in [0, 1), got {self.warmup!r}")
         if not (_number(self.val_fraction) and 0 <= self.val_fraction < 1):
             raise ValueError(f"val_fraction must be in [0, 1), got {self.val_fraction!r}")
+        if self.climatology not in ("auto", "hour", "month", None):
+            raise ValueError(f"climatology must be 'auto', 'hour', 'month' or None, got {self.climatology!r}")
         if self.bias not in BIAS_MODES:
             raise ValueError(f"bias must be one of {BIAS_MODES}, got {self.bias!r}")
         if self.device not in ("auto", "cpu", "cuda") and not str(self.device).startswith("cuda:"):

@@ -80,8 +80,9 @@ class Surrogate:
 
         Only for models with ``history=1`` and no calendar channels (PDE surrogates).
         """
-        if self.config.history != 1 or self.forcing_names:
-            raise ValueError("step(u) needs a model with history=1 and no calendar channels; use predict/rollout")
+        if self.config.history != 1 or self.forcing_names or self.normaliser.clim is not None:
+            raise ValueError("step(u) needs a model with history=1, no calendar channels and no climatology; "
+                             "use predict/rollout")
         mean = torch.as_tensor(self.normaliser.mean, dtype=u.dtype, device=u.device)[:, None, None]
         std = torch.as_tensor(self.normaliser.std, dtype=u.dtype, device=u.device)[:, None, None]
         z = torch.nan_to_num((u - mean) / std)
@@ -122,11 +123,12 @@ class Surrogate:
             states = torch.cat([states[:, c:], nxt], dim=1)  # drop the oldest state
             t_last = future[(k + 1) * lead - 1]
         z = torch.stack(outs, dim=1).numpy()  # (S, steps, C, H, W)
-        phys = self.normaliser.denormalise(z)
+        valid_times = future[lead - 1 :: lead]
+        phys = self.normaliser.denormalise(z, valid_times)
         if not self.spec.dims.sample:
             phys = phys[0]  # (steps, C, H, W)
         samples = as_dataset(ds)[self.spec.dims.sample].values if self.spec.dims.sample else None
-        return to_dataset(phys, self.spec, times=future[lead - 1 :: lead], samples=samples,
+        return to_dataset(phys, self.spec, times=valid_times, samples=samples,
                           valid=self.normaliser.valid)
 
     def _initial_states(self, data: xr.Dataset | xr.DataArray) -> tuple[torch.Tensor, np.ndarray]:
@@ -151,10 +153,10 @@ class Surrogate:
                              f"(history={t}, lead={lead})")
         idx = reader.n_times - 1 - lead * np.arange(t)[::-1]  # history steps ending at the last time
         raw = np.stack([reader.read(s, idx) for s in range(reader.n_samples)])  # (S, T, C, H, W)
-        z = self.normaliser.normalise(raw)
+        times = ds[d.time].values if d.time in ds.coords else np.arange(reader.n_times)
+        z = self.normaliser.normalise(raw, times[idx])
         z = np.where(np.isfinite(z) & self.normaliser.valid, z, 0.0).astype(np.float32)
         states = torch.from_numpy(z.reshape(z.shape[0], t * c, *z.shape[-2:])).to(self.device)  # (S, T*C, H, W)
-        times = ds[d.time].values if d.time in ds.coords else np.arange(reader.n_times)
         return states, times
 
     def _check_compatible(self, spec: DataSpec) -> None:
@@ -192,20 +194,24 @@ class Surrogate:
         tensors = {f"model.{k}": v for k, v in self.model.state_dict().items()}
         if self.static is not None:
             tensors["static"] = self.static
+        if self.normaliser.clim is not None:
+            tensors["climatology"] = torch.from_numpy(self.normaliser.clim)
         return save_model_file(path, tensors, self.meta())
 
     @classmethod
-    def from_meta(cls, meta: dict[str, Any], model_state: dict[str, torch.Tensor] | None = None,
-                  static: torch.Tensor | None = None) -> "Surrogate":
-        """Rebuild from :meth:`meta` (and optionally weights)."""
+    def from_meta(cls, meta: dict[str, Any], tensors: dict[str, torch.Tensor] | None = None) -> "Surrogate":
+        """Rebuild from :meth:`meta` and the tensors of a model file (``model.*`` weights, static, climatology)."""
+        tensors = tensors or {}
+        state = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
         mcfg = dict(meta["model_config"])
         if mcfg.get("pos_grid") is not None:
             mcfg["pos_grid"] = tuple(mcfg["pos_grid"])
         model = GridViT(ModelConfig(**mcfg))
-        if model_state is not None:
-            model.load_state_dict(model_state)
+        if state:
+            model.load_state_dict(state)
+        clim, static = tensors.get("climatology"), tensors.get("static")
         return cls(model, config=TrainConfig(**meta["train_config"]), spec=DataSpec.from_dict(meta["spec"]),
-                   normaliser=Normaliser.from_dict(meta["normaliser"]),
+                   normaliser=Normaliser.from_dict(meta["normaliser"], None if clim is None else clim.numpy()),
                    static=None if static is None else static.numpy(),
                    static_names=tuple(meta["static_names"]), forcing_names=tuple(meta["forcing_names"]))
 
@@ -219,7 +225,6 @@ def load(path: str | Path) -> Surrogate:
     if path.is_dir():
         path = path / "model.gvt"
     tensors, meta = load_model_file(path)
-    state = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
-    sur = Surrogate.from_meta(meta, state, tensors.get("static"))
+    sur = Surrogate.from_meta(meta, tensors)
     sur.model.eval()
     return sur

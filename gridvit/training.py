@@ -62,7 +62,7 @@ def train(data: xr.Dataset | xr.DataArray, *, dims: Mapping[str, Any] | None = N
         check_writable(checkpoint_dir)
     prep = prepare(data, variables=cfg.variables, dims=dims, periodic=periodic, static=static,
                    history=cfg.history, lead=cfg.lead, rollout=cfg.rollout_steps, val_fraction=cfg.val_fraction,
-                   patch=cfg.patch)
+                   patch=cfg.patch, climatology=cfg.climatology)
     if len(prep.windows("train")) == 0:
         raise ValueError("the training split holds no complete window; give more time steps or lower val_fraction")
     sur = build_surrogate(prep, cfg)

@@ -147,12 +147,29 @@ def test_normalisation_uses_training_split_only(toy):
     ds = toy.copy(deep=True)
     n = ds.sizes["time"]
     ds["t2m"][n // 2:] += 1000.0  # a huge jump in the held-out half must not leak into the statistics
-    p = prepare(ds, val_fraction=0.25, test_fraction=0.25)
+    p = prepare(ds, val_fraction=0.25, test_fraction=0.25, climatology=None)
     train = ds.t2m.isel(time=slice(0, n // 2))
     w = np.broadcast_to(p.spec.grid.area_weights(), train.shape)
     mean = np.average(train.values, weights=w)
     assert p.normaliser.mean[0] == pytest.approx(mean, rel=1e-6)
     assert p.normaliser.std[0] == pytest.approx(np.sqrt(np.average((train.values - mean) ** 2, weights=w)), rel=1e-5)
+
+
+def test_climatology_normalisation_uses_training_split_only():
+    ds = toy_climate(n_time=96, shape=(8, 16), freq="1h")  # 4 days of hourly data: 3 training days
+    ds["t2m"][72:] += 1000.0  # held-out day must not leak into the diurnal climatology
+    p = prepare(ds, val_fraction=0.25)
+    assert p.normaliser.clim_by == "hour" and p.normaliser.clim.shape == (24, 1, 8, 16)
+    train = ds.t2m.isel(time=slice(0, 72))
+    clim = train.groupby("time.hour").mean("time").values  # (24, H, W)
+    np.testing.assert_allclose(p.normaliser.clim[:, 0], clim, rtol=1e-6)
+    anom = train.values - clim[np.arange(72) % 24]
+    w = np.broadcast_to(p.spec.grid.area_weights(), anom.shape)
+    assert p.normaliser.std[0] == pytest.approx(np.sqrt(np.average(anom**2, weights=w)), rel=1e-5)
+    item = p.dataset("train")[5]  # inputs at hours 5 (and 6), target hour 7
+    np.testing.assert_allclose(item["x"][0].numpy(), anom[5] / p.normaliser.std[0], rtol=1e-4, atol=1e-5)
+    assert prepare(ds, val_fraction=0.25, climatology=None).normaliser.clim is None
+    assert prepare(ds.isel(time=slice(0, 30)), val_fraction=0.0).normaliser.clim is None  # < 2 days: no groups
 
 
 def test_area_weights_follow_weatherbench2():
@@ -196,16 +213,20 @@ def test_ersst_mask_and_periodic_longitude(ersst):
     assert torch.isfinite(item["x"]).all()
     land = ~p.normaliser.valid[0]
     assert not item["valid"][0, 0][land].any() and item["valid"][0, 0][~land].all()
-    out = to_dataset(p.normaliser.denormalise(item["y"][0].numpy()[None]), p.spec,
+    assert p.normaliser.clim_by == "month"
+    out = to_dataset(p.normaliser.denormalise(item["y"][0].numpy()[None], ersst.time.values[1:2]), p.spec,
                      times=ersst.time.values[1:2], valid=p.normaliser.valid)
+    truth = ersst.sst.isel(time=1).values
+    np.testing.assert_allclose(out.sst.values[0][~land], truth[~land], rtol=1e-5, atol=1e-4)
     assert out.sst.isel(time=0).isnull().values.tolist() == land.tolist()
 
 
 def test_era5_windows(era5):
     p = prepare(era5, history=3, lead=2, val_fraction=0.1)
+    assert p.normaliser.clim_by == "hour"
     item = p.dataset("train")[5]
     raw = era5.t2m.isel(time=[5, 7, 9, 11]).values  # inputs lead=2 steps apart, then the target
-    z = (raw - p.normaliser.mean[0]) / p.normaliser.std[0]
+    z = (raw - p.normaliser.clim[[5, 7, 9, 11], 0]) / p.normaliser.std[0]
     np.testing.assert_allclose(item["x"].numpy(), z[:3], rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(item["y"][0, 0].numpy(), z[3], rtol=1e-5, atol=1e-5)
     assert item["x"].shape == (3, 33, 49)

@@ -42,10 +42,15 @@ def test_rollout_continues_time_and_keeps_coords_and_attrs(model, data):
     xr.testing.assert_allclose(one, fc.isel(time=[0]))
 
 
-def test_untrained_model_is_persistence(data):
-    m = gridvit.train(data.isel(time=slice(0, 20)), epochs=1, lr=1e-12, warmup=0.0, **TINY)
-    fc = m.predict(data.isel(time=slice(0, 20)))
-    np.testing.assert_allclose(fc.t2m.values[0], data.t2m.values[19], atol=1e-3)
+def test_untrained_model_is_persistence_or_anomaly_persistence(data):
+    ds = data.isel(time=slice(0, 20))
+    plain = gridvit.train(ds, epochs=1, lr=1e-12, warmup=0.0, climatology=None, **TINY)
+    np.testing.assert_allclose(plain.predict(ds).t2m.values[0], ds.t2m.values[19], atol=1e-3)
+    anom = gridvit.train(ds, epochs=1, lr=1e-12, warmup=0.0, **TINY)  # 6-hourly: diurnal climatology
+    clim = ds.t2m.isel(time=slice(0, 18)).groupby("time.hour").mean("time")  # training split (val 10 %)
+    expected = clim.sel(hour=0).values + ds.t2m.values[19] - clim.sel(hour=18).values  # step 20 is 00 UTC
+    assert anom.normaliser.clim_by == "hour"
+    np.testing.assert_allclose(anom.predict(ds).t2m.values[0], expected, atol=1e-3)
 
 
 def test_training_beats_persistence_on_travelling_waves():

@@ -12,6 +12,7 @@ import xarray as xr
 from gridvit.data.normalise import Normaliser, fit_normaliser
 from gridvit.data.reader import FieldReader
 from gridvit.data.spec import DataSpec, Periodic, as_dataset, describe
+from gridvit.data.timeaxis import default_climatology
 from gridvit.data.windows import (Split, WindowDataset, check_enough_steps, check_window_options, make_splits,
                                   make_windows)
 from gridvit.patches import check_patch
@@ -40,7 +41,7 @@ class Prepared:
     def dataset(self, split: str = "train") -> WindowDataset:
         """The torch dataset of ``split`` ("train", "val" or "test")."""
         return WindowDataset(self.reader, self.normaliser, self.windows(split), history=self.history,
-                             lead=self.lead, rollout=self.rollout)
+                             lead=self.lead, rollout=self.rollout, times=self.times)
 
     def loader(self, split: str = "train", *, batch_size: int = 8, shuffle: bool = False, seed: int = 0,
                num_workers: int = 0) -> torch.utils.data.DataLoader:
@@ -56,7 +57,7 @@ def prepare(data: xr.Dataset | xr.DataArray, *, variables: str | Sequence[str] |
             dims: Mapping[str, Any] | None = None, periodic: Periodic = None,
             static: xr.Dataset | xr.DataArray | None = None, history: int = 1, lead: int = 1, rollout: int = 1,
             val_fraction: float = 0.1, test_fraction: float = 0.0, split_by: str | None = None,
-            patch: int | None = None, in_memory: bool | None = None) -> Prepared:
+            patch: int | None = None, climatology: str | None = "auto", in_memory: bool | None = None) -> Prepared:
     """Describe, read and normalise ``data`` for windows of ``history`` steps -> ``lead`` steps ahead.
 
     Args:
@@ -67,6 +68,9 @@ def prepare(data: xr.Dataset | xr.DataArray, *, variables: str | Sequence[str] |
         val_fraction, test_fraction: the last fractions of time (or of samples) held out.
         split_by: ``"time"`` or ``"sample"`` (default: ``"sample"`` when a sample dim exists).
         patch: if given, checked against the grid (the grid must hold one patch).
+        climatology: normalise as anomalies from a training-split climatology by ``"hour"`` of day or
+            ``"month"``; ``"auto"`` picks by time step (sub-daily: hour; weekly or longer: month; else none)
+            when every group has 2+ training samples; None for plain mean/std.
         in_memory: load once into memory (default: unless dask-backed or > 2 GiB).
 
     Raises:
@@ -84,11 +88,14 @@ def prepare(data: xr.Dataset | xr.DataArray, *, variables: str | Sequence[str] |
     check_enough_steps(len(train.times), history=history, lead=lead, rollout=rollout, time_dim=spec.dims.time)
     if not train.samples:
         raise ValueError("the training split holds no samples; lower val_fraction/test_fraction")
-    normaliser = fit_normaliser(reader, spec, samples=train.samples, times=train.times)
-    names, fields = _static(static, spec)
     ds = as_dataset(data)
     t = spec.dims.time
     times = ds[t].values if t in ds.coords else np.arange(reader.n_times)
+    if climatology == "auto":
+        climatology = default_climatology(spec.time, times[train.times.start:train.times.stop])
+    normaliser = fit_normaliser(reader, spec, samples=train.samples, times=train.times, time_values=times,
+                                climatology=climatology)
+    names, fields = _static(static, spec)
     return Prepared(spec, reader, normaliser, splits, history, lead, rollout, times, fields, names)
 
 

@@ -56,6 +56,11 @@ class DataSpec:
     def channel_names(self) -> list[str]:
         return [c.name for c in self.channels]
 
+    @property
+    def grid_dims(self) -> tuple[str, str]:
+        """The (y, x) dim names."""
+        return (self.dims.y, self.dims.x)
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable form (numpy arrays in attrs become tagged lists)."""
         return _jsonable({

@@ -137,3 +137,34 @@ def _numeric_axis(t: np.ndarray, *, name: str, dtype: str) -> TimeAxis:
             "gridvit needs a regular time step"
         )
     return TimeAxis(kind="numeric", step=repr(float(d.mean())), calendar="standard", dtype=dtype)
+
+
+CLIMATOLOGY_GROUPS = {"hour": 24, "month": 12}
+
+
+def calendar_group(times: Any, by: str) -> np.ndarray:
+    """Group index of each time for a climatology: hour of day (0–23) or month (0–11). (T,) int array."""
+    times = np.asarray(times).reshape(-1)
+    if by not in CLIMATOLOGY_GROUPS:
+        raise ValueError(f"climatology must be grouped by one of {list(CLIMATOLOGY_GROUPS)}, got {by!r}")
+    if times.dtype == object:  # cftime
+        return np.array([t.hour if by == "hour" else t.month - 1 for t in times], dtype=np.int64)
+    idx = pd.DatetimeIndex(times)
+    return np.asarray(idx.hour if by == "hour" else idx.month - 1, dtype=np.int64)
+
+
+def default_climatology(time: TimeAxis, times: Any) -> str | None:
+    """The climatology grouping for a time axis: ``"hour"`` for sub-daily steps, ``"month"`` for monthly or
+    longer-than-weekly steps, None for numeric time or when a group has fewer than 2 samples in ``times``."""
+    if time.kind == "numeric" or not time.step:
+        return None
+    try:
+        step = pd.Timedelta(pd.tseries.frequencies.to_offset(time.step))
+    except (ValueError, TypeError):
+        step = pd.Timedelta("28D")  # calendar frequencies: month starts/ends, quarters, years
+    by = "hour" if step < pd.Timedelta("1D") else "month" if step >= pd.Timedelta("7D") else None
+    if by is None:
+        return None
+    counts = np.bincount(calendar_group(times, by), minlength=CLIMATOLOGY_GROUPS[by])
+    present = counts[counts > 0]
+    return by if present.size and present.min() >= 2 else None

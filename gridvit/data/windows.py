@@ -102,11 +102,13 @@ class WindowDataset(Dataset):
         normaliser: statistics and mask from the training split.
         windows: (M, 2) (sample, start) from :func:`make_windows`.
         history, lead, rollout: the window layout.
+        times: (T,) time coordinate values (needed when the normaliser removes a climatology).
     """
 
     def __init__(self, reader: FieldReader, normaliser: Normaliser, windows: np.ndarray, *, history: int,
-                 lead: int = 1, rollout: int = 1):
+                 lead: int = 1, rollout: int = 1, times: np.ndarray | None = None):
         self.reader, self.normaliser, self.windows = reader, normaliser, np.asarray(windows)
+        self.times = None if times is None else np.asarray(times)
         self.history, self.lead, self.rollout = history, lead, rollout
 
     def __len__(self) -> int:
@@ -116,7 +118,7 @@ class WindowDataset(Dataset):
         sample, start = (int(v) for v in self.windows[i])
         steps = window_steps(start, history=self.history, lead=self.lead, rollout=self.rollout)
         raw = self.reader.read(sample, steps)  # (T+K, C, H, W)
-        z = self.normaliser.normalise(raw).astype(np.float32)
+        z = self.normaliser.normalise(raw, None if self.times is None else self.times[steps]).astype(np.float32)
         ok = np.isfinite(z) & self.normaliser.valid  # (T+K, C, H, W)
         z = np.where(ok, z, np.float32(0.0))
         c, h, w = z.shape[1:]
