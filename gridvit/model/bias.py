@@ -13,12 +13,33 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from gridvit.geometry import Grid, length_scale, patch_distances
+
+
+@dataclass(frozen=True)
+class SlopedDistance:
+    """A bias ``−m_h · dist`` kept factored, so the fused CPU kernel can train the slopes (see attention.py).
+
+    Attributes:
+        slopes: (h,) positive slopes m_h (may require grad).
+        dist: (N, N) scaled distances d / L.
+        log_dist: (N, N) ``log(d / L)`` (−inf on the diagonal), cached with ``dist``.
+    """
+
+    slopes: torch.Tensor
+    dist: torch.Tensor
+    log_dist: torch.Tensor
+
+    def dense(self, dtype: torch.dtype | None = None) -> torch.Tensor:
+        """The bias as a tensor (1, h, N, N)."""
+        bias = -(self.slopes[None, :, None, None].to(self.dist.dtype) * self.dist)  # (1, h, N, N)
+        return bias if dtype is None else bias.to(dtype)
 
 
 def alibi_slopes(heads: int, *, slope_max: float = 1.0, slope_min: float = 1.0 / 64.0) -> torch.Tensor:
@@ -86,8 +107,9 @@ class DistanceBias(nn.Module):
 
     def forward(
         self, grid: Grid, patch: int, *, device: torch.device, dtype: torch.dtype
-    ) -> list[torch.Tensor | None]:
-        """One bias (1, h, N, N) per layer (the same cached tensor for every layer with ALiBi slopes).
+    ) -> list[torch.Tensor | SlopedDistance | None]:
+        """One bias per layer: ALiBi, the same cached (1, h, N, N) tensor for every layer; learnable, a
+        :class:`SlopedDistance` per layer (its slopes carry the gradient); none, ``None``.
 
         The leading 1 matters for speed: SDPA's fused CPU kernel takes a 4-D mask that broadcasts over the
         batch, but falls back to the slow math kernel for a 3-D (h, N, N) one.
@@ -99,8 +121,8 @@ class DistanceBias(nn.Module):
             bias = self._cached(key, lambda: self._alibi(grid, patch, device, dtype))
             return [bias] * self.layers
         dist = self.scaled_distances(grid, patch, device=device, dtype=dtype)  # (N, N)
-        slopes = self.slopes().to(dtype)  # (layers, h)
-        return [-(m[None, :, None, None] * dist) for m in slopes]  # each (1, h, N, N)
+        log_dist = self._cached(("log", grid.key, patch, device, dtype), lambda: torch.log(dist))  # (N, N)
+        return [SlopedDistance(m, dist, log_dist) for m in self.slopes()]  # m: (h,)
 
     def _alibi(self, grid: Grid, patch: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
         dist = self._distances(grid, patch, device, torch.float32)  # (N, N)
