@@ -138,11 +138,22 @@ class Trainer:
 
     # -------------------------------------------------------------- loop
 
+    def _tick(self) -> float:
+        """Advance ``elapsed`` (wall-clock seconds of training, validation included); return the increment."""
+        now = time.perf_counter()
+        dt, self._last = now - self._last, now
+        self.elapsed += dt
+        return dt
+
     def run(self) -> None:
         bar = self._bar()
+        self._last = time.perf_counter()
         while not self.done():
             loss = self._epoch(bar)
             val = self.validate()
+            dt = self._tick()
+            if bar is not None and self.epochs is None:
+                bar.update(dt)
             self.epoch += 1
             if val < self.best_val - 1e-12:
                 self.best_val, self.bad_epochs = val, 0
@@ -169,7 +180,6 @@ class Trainer:
                                              shuffle=True, generator=gen)
         total, count = 0.0, 0
         for batch in loader:
-            t0 = time.perf_counter()
             for group in self.opt.param_groups:
                 group["lr"] = self.lr()
             loss = self._loss(batch)
@@ -183,8 +193,7 @@ class Trainer:
             self.opt.step()
             self.step += 1
             total, count = total + loss.item() * len(batch["x"]), count + len(batch["x"])
-            dt = time.perf_counter() - t0
-            self.elapsed += dt
+            dt = self._tick()
             if bar is not None:
                 bar.update(dt if self.epochs is None else 1)
                 bar.set_postfix(epoch=self.epoch + 1, loss=f"{float(loss):.4f}", val=f"{self.best_val:.4f}")
