@@ -75,6 +75,15 @@ class Surrogate:
         out = self.model(self.inputs(states, times), self.spec.grid)
         return out * self._valid.to(out.device)
 
+    def model_inputs(self, ds: xr.Dataset | xr.DataArray) -> torch.Tensor:
+        """The exact network input for forecasting from the end of ``ds``: (S, T*C + E, H, W), normalised.
+
+        For analysis (``self.model(x, self.spec.grid, return_attention=True)``); S = samples (1 without a
+        sample dim).
+        """
+        states, times = self._initial_states(ds)
+        return self.inputs(states, [times[-1]] * states.shape[0])
+
     def step(self, u: torch.Tensor) -> torch.Tensor:
         """The solvers' signature: (B, C, H, W) -> (B, C, H, W) in physical units, ``lead`` saved steps on.
 

@@ -42,6 +42,17 @@ def test_rollout_continues_time_and_keeps_coords_and_attrs(model, data):
     xr.testing.assert_allclose(one, fc.isel(time=[0]))
 
 
+def test_model_inputs_feed_the_network_like_predict(model, data):
+    ds = data.isel(time=slice(0, 30))
+    x = model.model_inputs(ds)
+    assert x.shape == (1, 2 + 4, 16, 32)  # history 2 × 1 variable + 4 calendar channels
+    with torch.no_grad():
+        z = model.model(x, model.spec.grid)[0].numpy()  # (C, H, W) normalised
+    t_next = data.time.values[30:31]
+    phys = model.normaliser.denormalise(z[None], t_next)[0, 0]
+    np.testing.assert_allclose(model.predict(ds).t2m.values[0], phys, rtol=1e-6)
+
+
 def test_untrained_model_is_persistence_or_anomaly_persistence(data):
     ds = data.isel(time=slice(0, 20))
     plain = gridvit.train(ds, epochs=1, lr=1e-12, warmup=0.0, climatology=None, **TINY)
