@@ -138,7 +138,7 @@ class _Exploit:
 def test_malicious_pickle_is_refused_without_running(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     evil = tmp_path / "last.pt"
-    evil.write_bytes(pickle.dumps({"model": _Exploit()}))
+    evil.write_bytes(pickle.dumps({"model": _Exploit()}, protocol=2))
     with pytest.raises(CheckpointError, match="refusing to load"):
         load_checkpoint(evil)
     with pytest.raises(CheckpointError, match="not a gridvit model file"):
