@@ -105,6 +105,7 @@ class DistanceBias(nn.Module):
         """``d / L`` (N, N) between the grid's patch centres, cached per (grid, patch, device, dtype)."""
         return self._cached(("d", grid.key, patch, device, dtype), lambda: self._distances(grid, patch, device, dtype))
 
+    @torch.compiler.disable  # a cache lookup (numpy on a miss): keep it out of compiled graphs
     def forward(
         self, grid: Grid, patch: int, *, device: torch.device, dtype: torch.dtype
     ) -> list[torch.Tensor | SlopedDistance | None]:
