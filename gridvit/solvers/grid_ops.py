@@ -16,6 +16,7 @@ needs many neighbours at once (Burgers, the Arakawa Jacobian).
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
@@ -111,22 +112,32 @@ def check_grid(u: torch.Tensor, channels: int | None = None, who: str = "step") 
         raise ValueError(f"{who} expects C = {channels} channels, got {u.shape[1]} (shape {tuple(u.shape)})")
 
 
+@functools.lru_cache(maxsize=256)
+def _neighbour_slices(dim: int, offset: int, n: int) -> tuple[tuple, tuple, tuple, tuple]:
+    """Index tuples (out interior, u interior, out edge row, u wrap row) for a neighbour along ``dim``.
+
+    Plain slicing, precomputed: about half the per-call cost of ``narrow`` at small grids.
+    """
+    def index(start: int, stop: int) -> tuple:
+        return (Ellipsis, slice(start, stop)) if dim == -1 else (Ellipsis, slice(start, stop), slice(None))
+
+    if offset == -1:  # neighbour below: out[1:] += u[:-1]; edge row 0 takes the low ghost (wrap: row n-1)
+        return index(1, n), index(0, n - 1), index(0, 1), index(n - 1, n)
+    return index(0, n - 1), index(1, n), index(n - 1, n), index(0, 1)
+
+
 def _add_neighbour(out: torch.Tensor, u: torch.Tensor, c: float, dim: int, offset: int, bc: Boundary, h: float) -> None:
     """``out += c * u[i + offset]`` along ``dim`` (offset ±1), the edge row taking the ghost value."""
-    n = u.shape[dim]
-    if offset == -1:  # neighbour below: out[1:] += c u[:-1]; out[0] += c ghost_low
-        out.narrow(dim, 1, n - 1).add_(u.narrow(dim, 0, n - 1), alpha=c)
-        edge_out, edge_u, wrap = out.narrow(dim, 0, 1), u.narrow(dim, 0, 1), u.narrow(dim, n - 1, 1)
-    else:  # neighbour above: out[:-1] += c u[1:]; out[-1] += c ghost_high
-        out.narrow(dim, 0, n - 1).add_(u.narrow(dim, 1, n - 1), alpha=c)
-        edge_out, edge_u, wrap = out.narrow(dim, n - 1, 1), u.narrow(dim, n - 1, 1), u.narrow(dim, 0, 1)
+    o_in, u_in, o_edge, u_wrap = _neighbour_slices(dim, offset, u.shape[dim])
+    out[o_in].add_(u[u_in], alpha=c)
     if bc.periodic:
-        edge_out.add_(wrap, alpha=c)
+        out[o_edge].add_(u[u_wrap], alpha=c)
         return
     a, b = bc.ghost(h)
-    edge_out.add_(edge_u, alpha=c * a)
+    edge = out[o_edge]
+    edge.add_(u[o_edge], alpha=c * a)
     if b != 0.0:
-        edge_out.add_(c * b)
+        edge.add_(c * b)
 
 
 def stencil(

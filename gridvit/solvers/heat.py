@@ -12,7 +12,7 @@ import torch
 
 from gridvit.solvers.base import BoundedScheme
 from gridvit.solvers.grid_ops import five_point, stencil
-from gridvit.solvers.spectral import LaplaceEigen, continuous_k2
+from gridvit.solvers.spectral import LaplaceEigen, continuous_k2, fourier_multiplier, irfft2, rfft2
 
 
 @dataclass(frozen=True, eq=False, kw_only=True)
@@ -65,10 +65,10 @@ class HeatSpectral(_Heat):
 
     def _step(self, u: torch.Tensor) -> torch.Tensor:
         shape = tuple(u.shape[-2:])
-        m = self.cached(("mult", shape, u.dtype, u.device), lambda: torch.exp(
+        m = self.cached(("mult", shape, u.dtype, u.device), lambda: fourier_multiplier(torch.exp(
             -self.diffusivity * self.dt * continuous_k2(shape, self.spacing, dtype=torch.float64, device=u.device)
-        ).to(u.dtype))  # (H, W//2+1)
-        return torch.fft.irfft2(torch.fft.rfft2(u) * m, s=shape)  # (B, C, H, W)
+        ), u.dtype))  # (H, W//2+1)
+        return irfft2(rfft2(u).mul_(m), shape)  # (B, C, H, W)
 
 
 @dataclass(frozen=True, eq=False, kw_only=True)
@@ -85,14 +85,14 @@ class HeatCrankNicolson(_Heat):
         eig = LaplaceEigen(shape, self.spacing, self.bcs, dtype=u.dtype, device=u.device)
         a = 0.5 * self.diffusivity * self.dt
         denom = 1.0 - a * eig.eigenvalues
-        mult = ((1.0 + a * eig.eigenvalues) / denom).to(u.dtype)
-        src = None if eig.source is None else (self.diffusivity * self.dt * eig.source / denom).to(u.dtype)
+        mult = eig.multiplier((1.0 + a * eig.eigenvalues) / denom)
+        src = None if eig.source is None else eig.multiplier(self.diffusivity * self.dt * eig.source / denom)
         return eig, mult, src
 
     def _step(self, u: torch.Tensor) -> torch.Tensor:
         shape = tuple(u.shape[-2:])
         eig, mult, src = self.cached(("cn", shape, u.dtype, u.device), lambda: self._factors(shape, u))
-        c = eig.forward(u) * mult  # coefficients (B, C, H, W') in the eigenbasis
+        c = eig.forward(u).mul_(mult)  # coefficients (B, C, H, W') in the eigenbasis
         if src is not None:
-            c = c + src
+            c.add_(src)
         return eig.inverse(c)  # (B, C, H, W)

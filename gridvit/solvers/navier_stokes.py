@@ -19,18 +19,18 @@ import torch
 
 from gridvit.solvers.base import Scheme, ssprk3
 from gridvit.solvers.grid_ops import boundaries, laplacian, pad, shifted
-from gridvit.solvers.spectral import continuous_k2
+from gridvit.solvers.spectral import continuous_k2, fourier_multiplier, irfft2, rfft2
 
 PERIODIC = boundaries("periodic")
 
 
 def inverse_k2(shape: tuple[int, int], spacing: tuple[float, float], *, dtype, device) -> torch.Tensor:
-    """``1 / (k_y² + k_x²)`` in rfft2 layout (H, W//2+1), 0 for the mean mode."""
+    """``1 / (k_y² + k_x²)`` in rfft2 layout (H, W//2+1), 0 for the mean mode, as a complex multiplier."""
     k2 = continuous_k2(shape, spacing, dtype=torch.float64, device=device)
     k2[0, 0] = 1.0
     inv = 1.0 / k2
     inv[0, 0] = 0.0
-    return inv.to(dtype)
+    return fourier_multiplier(inv, dtype)
 
 
 def streamfunction(omega: torch.Tensor, spacing: tuple[float, float], inv: torch.Tensor | None = None) -> torch.Tensor:
@@ -41,7 +41,7 @@ def streamfunction(omega: torch.Tensor, spacing: tuple[float, float], inv: torch
     shape = tuple(omega.shape[-2:])
     if inv is None:
         inv = inverse_k2(shape, spacing, dtype=omega.dtype, device=omega.device)
-    return torch.fft.irfft2(torch.fft.rfft2(omega) * inv, s=shape)
+    return irfft2(rfft2(omega).mul_(inv), shape)
 
 
 def velocity(psi: torch.Tensor, spacing: tuple[float, float]) -> torch.Tensor:

@@ -45,13 +45,13 @@ class _GrayScott(BoundedScheme):
         a, b = u[:, 0].detach(), u[:, 1].detach()
         return float((b * b).amax()) + 2.0 * float((a * b).abs().amax()) + self.feed + self.kill
 
-    def reaction(self, u: torch.Tensor) -> torch.Tensor:
-        """The reaction terms (B, 2, H, W) of the state (B, 2, H, W)."""
+    def add_reaction(self, out: torch.Tensor, u: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
+        """``out += scale * R(u)`` in place for (B, 2, H, W) tensors; returns ``out``."""
         a, b = u[:, 0:1], u[:, 1:2]  # (B, 1, H, W)
-        uv2 = a * b * b
-        ra = torch.sub(1.0, a).mul_(self.feed).sub_(uv2)
-        rb = uv2.sub_(b, alpha=self.feed + self.kill)
-        return torch.cat([ra, rb], dim=1)  # (B, 2, H, W)
+        uv2 = (a * b).mul_(b)
+        out[:, 0:1].add_(uv2, alpha=-scale).add_(a, alpha=-scale * self.feed).add_(scale * self.feed)
+        out[:, 1:2].add_(uv2, alpha=scale).add_(b, alpha=-scale * (self.feed + self.kill))
+        return out
 
 
 @dataclass(frozen=True, eq=False, kw_only=True)
@@ -69,9 +69,9 @@ class GrayScottExplicit(_GrayScott):
 
     def _step(self, u: torch.Tensor) -> torch.Tensor:
         lap = laplacian(u, self.bcs, self.spacing)  # (B, 2, H, W)
-        lap[:, 0].mul_(self.du)
-        lap[:, 1].mul_(self.dv)
-        return lap.add_(self.reaction(u)).mul_(self.dt).add_(u)
+        d = self.cached(("d", u.dtype, u.device), lambda: torch.tensor(
+            [self.du, self.dv], dtype=u.dtype, device=u.device).view(1, 2, 1, 1))
+        return torch.add(u, self.add_reaction(lap.mul_(d), u), alpha=self.dt)
 
 
 @dataclass(frozen=True, eq=False, kw_only=True)
@@ -93,14 +93,14 @@ class GrayScottIMEX(_GrayScott):
         eig = LaplaceEigen(shape, self.spacing, self.bcs, dtype=u.dtype, device=u.device)
         d = torch.tensor([self.du, self.dv], dtype=torch.float64, device=u.device).view(2, 1, 1)
         denom = 1.0 - self.dt * d * eig.eigenvalues  # (2, H, W')
-        src = None if eig.source is None else (self.dt * d * eig.source / denom).to(u.dtype)
-        return eig, (1.0 / denom).to(u.dtype), src
+        src = None if eig.source is None else eig.multiplier(self.dt * d * eig.source / denom)
+        return eig, eig.multiplier(1.0 / denom), src
 
     def _step(self, u: torch.Tensor) -> torch.Tensor:
         shape = tuple(u.shape[-2:])
         eig, inv, src = self.cached(("imex", shape, u.dtype, u.device), lambda: self._factors(shape, u))
-        c = eig.forward(torch.add(u, self.reaction(u), alpha=self.dt))  # (B, 2, H, W')
-        c = c * inv
+        c = eig.forward(self.add_reaction(u.clone(), u, self.dt))  # (B, 2, H, W')
+        c.mul_(inv)
         if src is not None:
-            c = c + src
+            c.add_(src)
         return eig.inverse(c)  # (B, 2, H, W)
