@@ -25,6 +25,16 @@ from gridvit.solvers import (
 )
 
 H = W = 16
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Run single-threaded (restored after this module): these grids are tiny, and threaded CPU FFTs
+    stalled 10-100× per call here whenever another process held one of the two cores."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 D = 1.0 / H
 
 
@@ -96,6 +106,20 @@ def test_navier_stokes_conserves_circulation():
     for _ in range(50):
         w = step(w)
     assert float(w.sum(dim=(-2, -1)).abs().max()) < 1e-10 * float(w.abs().sum())
+
+
+def test_kolmogorov_forcing_reaches_the_laminar_state():
+    # From rest, ω -> the steady solution of ν ∇²_h ω + f = 0: ω = -A k_f cos(k_f y) / (ν λ_h), where
+    # λ_h = (4/h²) sin²(k_f h/2) is the 5-point Laplacian's eigenvalue (J vanishes on a function of y).
+    n, nu, amp = 16, 0.5, 1.0
+    h = 2 * math.pi / n
+    step = NavierStokesArakawa(dt=0.04, dx=h, dy=h, viscosity=nu, forcing=amp, forcing_wavenumber=1)
+    w = torch.zeros(1, 1, n, n, dtype=torch.float64)
+    for _ in range(1000):  # t = 40, twenty e-folding times
+        w = step(w)
+    y, _ = gs.initial.mesh((n, n), (2 * math.pi, 2 * math.pi))
+    lam = (4 / h**2) * math.sin(h / 2) ** 2
+    torch.testing.assert_close(w[0, 0], -amp * torch.cos(y) / (nu * lam), rtol=0, atol=1e-6)
 
 
 def test_arakawa_jacobian_identities():
