@@ -164,7 +164,8 @@ def _run(scheme: Scheme, state: torch.Tensor, *, saves: int, save_every: float, 
         stats["steps"] += n
         t = k * save_every
         if not bool(torch.isfinite(state).all()):
-            raise ValueError(f"{scheme.label}: the solution became non-finite by t = {t:.4g} (dt = {scheme.dt:.4g})")
+            raise ValueError(f"{scheme.label}: the solution became non-finite by t = {t:.4g} (dt = {scheme.dt:.4g}); "
+                             "lower dt or pass adapt_dt=True, or resolve the flow better (finer grid, more viscosity)")
         if scheme.state_dependent:
             c = scheme.cfl(state)
             stats["cfl"] = max(stats["cfl"], c)
