@@ -319,6 +319,26 @@ def bench_case(case: Case, n: int, batch: int, *, check: bool, estimate: dict[st
     return rows
 
 
+NOTES = """## Notes
+
+- At 128² and batch 1 a gridvit step is a handful of small eager torch ops (the 5-point stencil: one
+  multiply and eight in-place slice adds), each costing ~2-7 µs of dispatch here, while py-pde's numba
+  backend runs the whole step as one compiled loop; so gridvit is slower than py-pde there (the 1.5×
+  goal is not met). On larger grids traffic outweighs dispatch: see the 1024² rows (they moved by
+  ±50 % between runs on this shared machine).
+- Tried for the small-grid gap: ``torch.roll`` (allocates; slower), ``F.pad(mode="circular")`` or
+  ``torch.cat`` ghost cells + slices (equal within noise), a gather + matmul over a precomputed
+  neighbour index, a sparse CSR matrix product, ``conv2d`` (no fast float64 path on CPU), cache blocking
+  over rows/samples (≤ 20-30 %, within run-to-run noise), and ``torch.compile`` (inductor, dynamic
+  shapes: 1.3-2.7× slower than eager here). Kept: in-place slice updates with precomputed index tuples
+  (~30 % less per step at 128² than ``narrow``), complex-typed Fourier multipliers (an in-place multiply
+  by a real one was ~10× slower) and per-image FFT loops from 256² up (batched CPU c2r transforms were
+  up to 2× slower).
+- Threads: with two threads per process on this shared 2-core machine, MKL's threaded FFTs and OpenMP
+  regions stalled 10-100× whenever another process held a core, so everything runs on one thread.
+"""
+
+
 # --- report --------------------------------------------------------------------------------------------
 
 def _us(rows: list[dict], case: str, n: int, b: int, impl: str) -> float | None:
@@ -372,6 +392,7 @@ def markdown(rows: list[dict], bandwidth: dict, sizes, seconds: float, load: dic
               f"- ≥ 1.5× py-pde at 128²: met in {len(met_pp)} of {len(goals['vs_pypde_128'])}"
               + ("" if not goals["vs_pypde_128"] else " (" + ", ".join(
                   f"{c} {s:.2f}×" for c, n, b, s in goals["vs_pypde_128"]) + ")")]
+    lines += ["", NOTES.rstrip()]
     if skipped:
         lines += ["", "Skipped (time budget): " + "; ".join(skipped)]
     lines += ["", f"Total run time {seconds:.0f} s. Load average (1, 5, 15 min) at start {load['start']}, at end "
