@@ -1,0 +1,40 @@
+"""Attention analysis: how far attention reaches (km on a sphere, grid units on a plane), where it goes
+(teleconnections), and the update rule a surrogate learned (effective stencils).
+
+All results are xarray objects with coordinates and units. Plots (:mod:`gridvit.analysis.plots`) import
+matplotlib only when called.
+"""
+
+from gridvit.analysis.attention import (
+    attention_histogram,
+    attention_maps,
+    attention_rollout,
+    forecast_inputs,
+    mean_attention_distance,
+    prior_attention,
+    weighted_mean_distance,
+)
+from gridvit.analysis.locate import locate, region_mask
+from gridvit.analysis.plots import plot_map, plot_mean_distance
+from gridvit.analysis.stencil import effective_stencil, heat_kernel, relative_l2
+from gridvit.analysis.teleconnection import lagged_correlation, pattern_correlation, teleconnection
+
+__all__ = [
+    "attention_histogram",
+    "attention_maps",
+    "attention_rollout",
+    "effective_stencil",
+    "forecast_inputs",
+    "heat_kernel",
+    "lagged_correlation",
+    "locate",
+    "mean_attention_distance",
+    "pattern_correlation",
+    "plot_map",
+    "plot_mean_distance",
+    "prior_attention",
+    "region_mask",
+    "relative_l2",
+    "teleconnection",
+    "weighted_mean_distance",
+]
