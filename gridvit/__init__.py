@@ -11,8 +11,8 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-_SUBMODULES = ("checkpoint", "cli", "config", "data", "examples", "forcings", "geometry", "metrics", "model",
-               "patches", "solvers", "surrogate", "training")
+_SUBMODULES = ("analysis", "checkpoint", "cli", "config", "data", "examples", "forcings", "geometry", "metrics", "model",
+               "patches", "solvers", "surrogate", "training", "evaluate")
 _API: dict[str, str] = {"train": "training", "load": "surrogate", "Surrogate": "surrogate",
                         "TrainConfig": "config"}
 

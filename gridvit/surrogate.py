@@ -153,7 +153,8 @@ class Surrogate:
             dims["sample"] = d.sample
         spec = describe(ds, variables=names, dims=dims, allow_single_step=True,
                         periodic={"y": self.spec.grid.periodic_y, "x": self.spec.grid.periodic_x})
-        self._check_compatible(spec)
+        times = ds[d.time].values if d.time in ds.coords else np.arange(ds.sizes[d.time])
+        self._check_compatible(spec, times)
         reader = FieldReader(ds, spec, in_memory=False)
         t, c, lead = self.config.history, len(self.spec.channels), self.config.lead
         need = 1 + lead * (t - 1)
@@ -162,13 +163,12 @@ class Surrogate:
                              f"(history={t}, lead={lead})")
         idx = reader.n_times - 1 - lead * np.arange(t)[::-1]  # history steps ending at the last time
         raw = np.stack([reader.read(s, idx) for s in range(reader.n_samples)])  # (S, T, C, H, W)
-        times = ds[d.time].values if d.time in ds.coords else np.arange(reader.n_times)
         z = self.normaliser.normalise(raw, times[idx])
         z = np.where(np.isfinite(z) & self.normaliser.valid, z, 0.0).astype(np.float32)
         states = torch.from_numpy(z.reshape(z.shape[0], t * c, *z.shape[-2:])).to(self.device)  # (S, T*C, H, W)
         return states, times
 
-    def _check_compatible(self, spec: DataSpec) -> None:
+    def _check_compatible(self, spec: DataSpec, times: np.ndarray) -> None:
         if not spec.grid.same_geometry(self.spec.grid):
             raise ValueError(f"the dataset's grid ({spec.grid.kind} {spec.grid.shape}) differs from the one the "
                              f"model was trained on ({self.spec.grid.kind} {self.spec.grid.shape}, same "
@@ -176,7 +176,11 @@ class Surrogate:
         if spec.channel_names != self.spec.channel_names:
             raise ValueError(f"the dataset's channels {spec.channel_names} differ from the model's "
                              f"{self.spec.channel_names}")
-        if spec.time.kind != self.spec.time.kind or spec.time.step not in ("", self.spec.time.step):
+        same_axis = spec.time.kind == self.spec.time.kind
+        if same_axis and len(times) > 1:  # the times must lie on the model's axis (a short monthly slice may
+            expected = self.spec.time.advance(times[0], len(times) - 1)  # look like a fixed 31-day step)
+            same_axis = bool(np.all(np.asarray(expected) == np.asarray(times[1:])))
+        if not same_axis:
             raise ValueError(f"the dataset's time step {spec.time.step!r} ({spec.time.kind}) differs from the "
                              f"model's {self.spec.time.step!r} ({self.spec.time.kind})")
 

@@ -191,6 +191,15 @@ def test_predict_rejects_mismatched_data(model, data):
         model.predict(data.rename(t2m="sst"))
     with pytest.raises(ValueError, match="needs the last 2"):
         model.predict(data.isel(time=slice(0, 1)))
+    with pytest.raises(ValueError, match="time step '12h'"):
+        model.predict(data.isel(time=slice(0, 30, 2)))
+
+
+def test_predict_from_a_short_monthly_slice():
+    ds = toy_climate(n_time=36, shape=(8, 16), freq="MS")
+    m = gridvit.train(ds, epochs=1, **{**TINY, "patch": 2})
+    fc = m.predict(ds.isel(time=[20, 21]))  # Sep→Oct 2001: 30 days, which alone reads as a fixed step
+    assert str(fc.time.values[0])[:10] == "2001-11-01"
 
 
 def test_unwritable_checkpoint_dir_is_reported_before_training(data, tmp_path):
