@@ -9,19 +9,24 @@ tokens (patch 4 on global lat-lon grids), batch 8, for:
 - ``reference``: a seed-style ViT with explicit ``softmax(Q Kᵀ/√d + B) V`` (the classic tutorial layout);
 - the same unbiased/alibi/reference steps under bf16 autocast (``*-bf16``; AMX on this CPU).
 
-Each variant is timed in its own block (warm-up, then repeats: the steady state of a training loop; timing
-variants round-robin instead makes each step pay for the previous variant's freed memory), medians after
-warm-up, ratios to ``sdpa-unbiased`` (``sdpa-unbiased-bf16`` for bf16 rows) from the same run; the baseline
-is re-timed last to show drift.
+Each variant is timed in blocks (warm-up, then timed steps, as a training loop runs), the blocks taken
+round-robin over the variants (two rounds; the slow reference one) so drift is shared; medians pool the timed
+steps, and ratios divide by ``sdpa-unbiased`` (``sdpa-unbiased-bf16`` for bf16 rows) from the same run. A second
+table times one attention op (fwd + bwd) under each bias layout tried. The machine may be shared: every block
+records the CPU share other processes took, and ``--max-others 0.1`` re-times blocks they disturbed.
 
-    .venv/bin/python benchmarks/attention_bias.py            # full run, writes benchmarks/results/
-    .venv/bin/python benchmarks/attention_bias.py --quick    # 512 tokens only, nothing written
+    .venv/bin/python benchmarks/attention_bias.py                    # full run (~4 min), writes results/
+    .venv/bin/python benchmarks/attention_bias.py --max-others 0.1   # on a shared machine
+    .venv/bin/python benchmarks/attention_bias.py --quick            # 512 tokens only, nothing written
+    .venv/bin/python benchmarks/attention_bias.py --compiled         # adds torch.compile rows (slow start)
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import os
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -32,7 +37,7 @@ import torch.nn.functional as F
 from torch import nn
 
 sys.path[:0] = [str(Path(__file__).resolve().parent), str(Path(__file__).resolve().parents[1])]
-from _common import median_time, write_results  # noqa: E402
+from _common import write_results  # noqa: E402
 
 from gridvit.geometry import Grid  # noqa: E402
 from gridvit.model import GridViT, ModelConfig  # noqa: E402
@@ -185,29 +190,93 @@ def load_average() -> float:
         return float("nan")
 
 
-def time_block(fn, *, warmup: int, repeats: int) -> dict[str, float]:
-    """:func:`median_time` plus ``cpu_share``: this process's CPU time over wall time × torch threads for the
-    block (about 1 when it had the cores to itself; lower when other processes took turns)."""
-    wall, cpu = time.perf_counter(), time.process_time()
-    r = median_time(fn, warmup=warmup, repeats=repeats)
-    r["cpu_share"] = (time.process_time() - cpu) / ((time.perf_counter() - wall) * torch.get_num_threads())
-    return r
+def busy_seconds() -> float:
+    """CPU seconds all processes (and the hypervisor's steal) have used since boot, from /proc/stat."""
+    try:
+        f = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+    except (OSError, ValueError):
+        return float("nan")
+    user, nice, system, _idle, _iowait, irq, softirq, steal = f
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
+def wait_for_idle(deadline: float) -> None:
+    """Sleep until other processes leave the CPUs (< 15 % busy over 2 s) or the deadline passes."""
+    while time.monotonic() < deadline:
+        b0 = busy_seconds()
+        time.sleep(2.0)
+        if (busy_seconds() - b0) / (2.0 * (os.cpu_count() or 1)) < 0.15:
+            return
+
+
+def time_block(fn, *, warmup: int, repeats: int, max_others: float, deadline: float) -> dict:
+    """Time ``repeats`` calls of ``fn`` after ``warmup`` calls, and who else used the CPUs meanwhile.
+
+    ``cpu_share``: this process's CPU time over wall time × torch threads (≈1 when every thread computed
+    throughout; explicit attention stays lower even alone). ``others_share``: the CPU time that other processes
+    used, over wall time × CPUs. A block with ``others_share > max_others`` is timed again once the machine is
+    idle, until ``deadline``; ``attempts`` counts the blocks.
+    """
+    for attempt in range(1, 1000):
+        for _ in range(warmup):
+            fn()
+        cpu0, busy0, wall0 = time.process_time(), busy_seconds(), time.perf_counter()
+        times = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - t0)
+        wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
+        others = max(0.0, busy_seconds() - busy0 - cpu) / (wall * (os.cpu_count() or 1))
+        block = {"times": times, "cpu_share": cpu / (wall * torch.get_num_threads()), "others_share": others, "attempts": attempt}
+        if others <= max_others or time.monotonic() > deadline:
+            return block
+        wait_for_idle(deadline)
+    return block
+
+
+def time_variants(steps: dict, *, rounds: dict, warmup: int, repeats: dict, max_others: float, deadline: float) -> dict:
+    """Median step time per variant, pooling the timed calls of ``rounds[name]`` blocks taken round-robin
+    (each block warms up like a training loop; the rounds spread drift over the variants)."""
+    blocks: dict[str, list[dict]] = {name: [] for name in steps}
+    for r in range(max(rounds.values())):
+        for name, fn in steps.items():
+            if r < rounds[name]:
+                blocks[name].append(time_block(fn, warmup=warmup, repeats=repeats[name], max_others=max_others, deadline=deadline))
+                b = blocks[name][-1]
+                print(f"    {name:24s} round {r + 1}: median {statistics.median(b['times']) * 1e3:9.1f} ms"
+                      f"   cpu share {b['cpu_share']:.2f}   others {b['others_share']:.2f}", flush=True)
+    out = {}
+    for name, bs in blocks.items():
+        times = [t for b in bs for t in b["times"]]
+        out[name] = {
+            "median_s": statistics.median(times), "min_s": min(times), "max_s": max(times), "repeats": len(times),
+            "round_medians_s": [statistics.median(b["times"]) for b in bs],
+            "cpu_share": min(b["cpu_share"] for b in bs), "others_share": max(b["others_share"] for b in bs),
+            "attempts": sum(b["attempts"] for b in bs),
+        }
+    return out
 
 
 def run_steps(tokens: list[int], args) -> list[dict]:
     rows = []
     for n in tokens:
         steps, grid = step_variants(n, compiled=args.compiled)
-        print(f"train step, N = {n} tokens ({grid.shape[0]}×{grid.shape[1]} grid, patch {PATCH}, batch {BATCH})")
-        res = {}
+        print(f"train step, N = {n} tokens ({grid.shape[0]}×{grid.shape[1]} grid, patch {PATCH}, batch {BATCH})", flush=True)
         for name, fn in steps.items():
             if name.endswith("compiled"):
                 t0 = time.perf_counter()
                 fn()
-                print(f"    {name}: first call (compilation) {time.perf_counter() - t0:.1f} s")
-            reps = args.heavy_repeats if name.startswith("reference") else args.repeats
-            res[name] = time_block(fn, warmup=args.warmup, repeats=reps)
-        res["sdpa-unbiased (again)"] = time_block(steps["sdpa-unbiased"], warmup=0, repeats=args.repeats)
+                print(f"    {name}: first call (compilation) {time.perf_counter() - t0:.1f} s", flush=True)
+        heavy = {name: name.startswith("reference") for name in steps}
+        res = time_variants(
+            steps,
+            rounds={name: 1 if heavy[name] else args.rounds for name in steps},
+            warmup=args.warmup,
+            repeats={name: args.heavy_repeats if heavy[name] else args.repeats for name in steps},
+            max_others=args.max_others,
+            deadline=args.deadline,
+        )
         for name, r in res.items():
             bf16 = name.endswith("-bf16")
             base = res["sdpa-unbiased-bf16" if bf16 else "sdpa-unbiased"]["median_s"]
@@ -216,19 +285,19 @@ def run_steps(tokens: list[int], args) -> list[dict]:
                 row["reference_over_this"] = res["reference-bf16" if bf16 else "reference"]["median_s"] / r["median_s"]
             rows.append(row)
             extra = f"   reference ÷ this {row['reference_over_this']:5.2f}" if "reference_over_this" in row else ""
-            print(
-                f"  {name:24s} median {r['median_s'] * 1e3:9.1f} ms   × unbiased {row['ratio']:6.3f}"
-                f"   cpu share {r['cpu_share']:.2f}{extra}",
-                flush=True,
-            )
+            print(f"  {name:24s} median {r['median_s'] * 1e3:9.1f} ms   × unbiased {row['ratio']:6.3f}{extra}", flush=True)
     return rows
 
 
 def run_attention(tokens: list[int], args) -> list[dict]:
     rows = []
     for n in tokens:
-        print(f"attention op (fwd + bwd), N = {n}, (B, h, N, d) = ({BATCH}, {HEADS}, {n}, {DIM // HEADS})")
-        res = {name: time_block(fn, warmup=1, repeats=args.repeats) for name, fn in attention_variants(n).items()}
+        print(f"attention op (fwd + bwd), N = {n}, (B, h, N, d) = ({BATCH}, {HEADS}, {n}, {DIM // HEADS})", flush=True)
+        variants = attention_variants(n)
+        res = time_variants(
+            variants, rounds=dict.fromkeys(variants, 1), warmup=1, repeats=dict.fromkeys(variants, args.heavy_repeats),
+            max_others=args.max_others, deadline=args.deadline,
+        )
         base = res["no mask"]["median_s"]
         for name, r in res.items():
             rows.append({"tokens": n, "variant": name, **r, "ratio": r["median_s"] / base})
@@ -239,33 +308,40 @@ def run_attention(tokens: list[int], args) -> list[dict]:
 def table(rows: list[dict], *, steps: bool) -> str:
     """Markdown rows: medians and ratios."""
     if steps:
-        head = "| tokens | grid | variant | median ms | × unbiased SDPA | reference ÷ this | cpu share |\n|---:|---|---|---:|---:|---:|---:|"
+        lines = ["| tokens | grid | variant | median ms | round medians ms | × unbiased SDPA | reference ÷ this | cpu share | others |",
+                 "|---:|---|---|---:|---|---:|---:|---:|---:|"]
     else:
-        head = "| tokens | bias layout | median ms | × no mask | cpu share |\n|---:|---|---:|---:|---:|"
-    lines = [head]
+        lines = ["| tokens | bias layout | median ms | × no mask | others |", "|---:|---|---:|---:|---:|"]
     for r in rows:
         ms = f"{r['median_s'] * 1e3:.1f}"
         if steps:
             speedup = f"{r['reference_over_this']:.2f}" if "reference_over_this" in r else ""
-            grid = f"{r['grid'][0]}×{r['grid'][1]}"
-            lines.append(f"| {r['tokens']} | {grid} | {r['variant']} | {ms} | {r['ratio']:.3f} | {speedup} | {r['cpu_share']:.2f} |")
+            rounds = ", ".join(f"{t * 1e3:.0f}" for t in r["round_medians_s"])
+            lines.append(f"| {r['tokens']} | {r['grid'][0]}×{r['grid'][1]} | {r['variant']} | {ms} | {rounds} | "
+                         f"{r['ratio']:.3f} | {speedup} | {r['cpu_share']:.2f} | {r['others_share']:.2f} |")
         else:
-            lines.append(f"| {r['tokens']} | {r['variant']} | {ms} | {r['ratio']:.3f} | {r['cpu_share']:.2f} |")
+            lines.append(f"| {r['tokens']} | {r['variant']} | {ms} | {r['ratio']:.3f} | {r['others_share']:.2f} |")
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--tokens", type=int, nargs="+", default=sorted(PATCH_GRIDS), choices=sorted(PATCH_GRIDS))
-    ap.add_argument("--warmup", type=int, default=1)
-    ap.add_argument("--repeats", type=int, default=5)
-    ap.add_argument("--heavy-repeats", type=int, default=3, help="repeats for the (slow) reference")
+    ap.add_argument("--warmup", type=int, default=1, help="untimed calls before each block")
+    ap.add_argument("--repeats", type=int, default=3, help="timed calls per block")
+    ap.add_argument("--rounds", type=int, default=2, help="blocks per variant, round-robin (reference: 1)")
+    ap.add_argument("--heavy-repeats", type=int, default=2, help="timed calls for the (slow) reference and attention ops")
     ap.add_argument("--compiled", action="store_true", help="also time torch.compile'd models (slow to start)")
     ap.add_argument("--no-attention", action="store_true", help="skip the single attention-op table")
-    ap.add_argument("--quick", action="store_true", help="512 tokens, 3 repeats, no result files")
+    ap.add_argument("--quick", action="store_true", help="512 tokens, one round, no result files")
+    ap.add_argument("--no-write", action="store_true", help="print only; leave benchmarks/results/ alone")
+    ap.add_argument("--max-others", type=float, default=1.0,
+                    help="re-time a block when other processes used more than this share of the CPUs (shared machines)")
+    ap.add_argument("--max-wait", type=float, default=1800.0, help="seconds to wait for idle CPUs, in all")
     args = ap.parse_args(argv)
     if args.quick:
-        args.tokens, args.repeats, args.heavy_repeats = [512], 3, 2
+        args.tokens, args.rounds = [512], 1
+    args.deadline = time.monotonic() + args.max_wait
     torch.manual_seed(0)
     load_before = load_average()
     if load_before > 0.5:
@@ -275,20 +351,24 @@ def main(argv: list[str] | None = None) -> int:
     attn_rows = [] if args.no_attention else run_attention(args.tokens, args)
     total, load_after = time.perf_counter() - t_start, load_average()
     print(f"total {total:.0f} s; load average before {load_before:.2f}, after {load_after:.2f}")
-    if args.quick:
+    if args.quick or args.no_write:
         return 0
     settings = {
         "patch": PATCH, "dim": DIM, "heads": HEADS, "depth": DEPTH, "batch": BATCH, "history": HISTORY,
-        "channels": CHANNELS, "warmup": args.warmup, "repeats": args.repeats, "heavy_repeats": args.heavy_repeats,
+        "channels": CHANNELS, "warmup": args.warmup, "repeats": args.repeats, "rounds": args.rounds,
+        "heavy_repeats": args.heavy_repeats, "max_others": args.max_others, "torch_threads": torch.get_num_threads(),
         "load_average_before": load_before, "load_average_after": load_after, "total_s": total,
     }
+    retimed = sum(r["attempts"] - (1 if "round_medians_s" not in r else len(r["round_medians_s"])) for r in step_rows + attn_rows)
     md = "\n".join([
         "# Distance-biased attention: train-step cost (fwd + bwd + AdamW)",
         "",
         f"D={DIM}, {HEADS} heads, depth {DEPTH}, batch {BATCH}, patch {PATCH}, global lat-lon grids; float32 unless "
-        "`-bf16` (CPU autocast). Medians after warm-up. `× unbiased SDPA` divides by the same run's `sdpa-unbiased` "
-        "(`sdpa-unbiased-bf16` for bf16 rows); `sdpa-unbiased (again)` re-times the baseline after the others to "
-        "show drift; `cpu share` is this process's CPU time over wall time × threads (≈1: it had the cores). "
+        f"`-bf16` (CPU autocast). Each variant is timed in {args.rounds} round-robin blocks of {args.warmup} warm-up + "
+        f"{args.repeats} timed steps (reference: 1 block of {args.heavy_repeats}); medians pool the timed steps. "
+        "`× unbiased SDPA` divides by the same run's `sdpa-unbiased` (`sdpa-unbiased-bf16` for bf16 rows). "
+        "`cpu share`: this process's CPU time over wall × threads; `others`: CPU share other processes used meanwhile "
+        f"(the machine is shared; blocks with others > {args.max_others} were re-timed once it was idle: {retimed} re-timed). "
         f"Load average {load_before:.2f} before, {load_after:.2f} after; {total:.0f} s in all.",
         "",
         table(step_rows, steps=True),
