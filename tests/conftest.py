@@ -1,6 +1,7 @@
 from pathlib import Path
 
 import pytest
+import torch
 import xarray as xr
 
 from gridvit.examples import toy_climate
@@ -29,3 +30,13 @@ def ersst() -> xr.Dataset:
 @pytest.fixture
 def toy() -> xr.Dataset:
     return toy_climate(n_time=24, shape=(16, 32), seed=0)
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Run a module single-threaded (restored after): its grids and models are tiny, and threaded CPU work
+    stalled 10-100× per call on the shared 2-core machine whenever another process held a core."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -30,13 +30,7 @@ PLANTED_TRAINING = dict(history=1, patch=4, dim=32, depth=2, heads=2, epochs=80,
                         val_fraction=0.0, patience=1000, calendar=False, climatology=None, progress=False, seed=1)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny models train several times faster on one thread when the CPU is shared."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _train(coupled: bool) -> tuple[gridvit.Surrogate, xr.Dataset]:

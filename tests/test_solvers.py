@@ -27,14 +27,7 @@ from gridvit.solvers import (
 H = W = 16
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Run single-threaded (restored after this module): these grids are tiny, and threaded CPU FFTs
-    stalled 10-100× per call here whenever another process held one of the two cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 D = 1.0 / H
 
 
