@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Sequence
@@ -27,7 +28,8 @@ def _parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="train on a toy climate gridvit makes itself and print skill vs persistence")
     demo.add_argument("--epochs", type=int, default=6)
 
-    tr = sub.add_parser("train", help="train a surrogate on a netCDF file or zarr store")
+    tr = sub.add_parser("train", help="train a surrogate on a netCDF file or zarr store (data-parallel under "
+                        "torchrun --nproc_per_node=N -m gridvit train ...; rank 0 writes the output)")
     tr.add_argument("data", help="netCDF file (.nc) or zarr store")
     tr.add_argument("--out", required=True, help="run folder: checkpoints, model.gvt, train_log.json")
     tr.add_argument("--var", action="append", dest="variables", help="variable to model (repeatable)")
@@ -39,12 +41,15 @@ def _parser() -> argparse.ArgumentParser:
     tr.add_argument("--dim", type=int, default=128)
     tr.add_argument("--depth", type=int, default=4)
     tr.add_argument("--heads", type=int, default=4)
-    tr.add_argument("--batch-size", type=int, default=8)
+    tr.add_argument("--batch-size", type=int, default=8, help="global batch (split over torchrun processes)")
     tr.add_argument("--lr", type=float, default=1e-3)
     tr.add_argument("--rollout-steps", type=int, default=1)
     tr.add_argument("--val-fraction", type=float, default=0.1)
     tr.add_argument("--seed", type=int, default=0)
     tr.add_argument("--device", default="auto")
+    tr.add_argument("--num-workers", type=int, default=0, help="DataLoader worker processes reading windows")
+    tr.add_argument("--activation-checkpointing", action="store_true",
+                    help="recompute block activations in backward (less memory)")
     tr.add_argument("--resume", action="store_true", help="continue from OUT/checkpoints/last.pt")
     tr.add_argument("--no-calendar", action="store_true", help="no time-of-day/day-of-year channels")
     tr.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -92,10 +97,12 @@ def _train(args: argparse.Namespace) -> int:
                 lead=args.lead, patch=args.patch, dim=args.dim, depth=args.depth, heads=args.heads,
                 batch_size=args.batch_size, lr=args.lr, rollout_steps=args.rollout_steps,
                 val_fraction=args.val_fraction, seed=args.seed, device=args.device,
-                calendar=not args.no_calendar, progress=not args.quiet)
+                calendar=not args.no_calendar, progress=not args.quiet, num_workers=args.num_workers,
+                activation_checkpointing=args.activation_checkpointing)
     model = gridvit.train(_open(args.data), checkpoint_dir=out / "checkpoints", resume=args.resume, **opts)
-    model.save(out / "model.gvt")
-    print(f"saved {out / 'model.gvt'}")
+    if int(os.environ.get("RANK", "0")) == 0:  # under torchrun, only rank 0 writes
+        model.save(out / "model.gvt")
+        print(f"saved {out / 'model.gvt'}")
     return 0
 
 

@@ -23,15 +23,21 @@ class TrainConfig:
         epochs: passes over the training windows; time_budget: seconds of training (whichever ends first;
             neither given → 20 epochs).
         batch_size, lr, weight_decay, warmup, grad_clip: AdamW with linear warm-up (fraction of training)
-            then cosine decay, gradient-norm clipping.
+            then cosine decay, gradient-norm clipping. ``batch_size`` is the global batch: under torchrun
+            each of W processes takes ``batch_size / W`` windows of it (it must divide evenly).
         val_fraction: last fraction of time (or samples) held out for validation/early stopping.
         patience: epochs without validation improvement before stopping (best weights are kept).
         calendar: add sin/cos time-of-day and day-of-year channels for datetime axes.
         climatology: model anomalies from a training-split climatology by ``"hour"`` of day or ``"month"``
             (``"auto"``: by time step, see :func:`gridvit.data.prepare`; None: plain mean/std).
         seed: seeds initialisation and shuffling (same seed, data and CPU → same weights with ``epochs``).
-        device: ``"auto"`` (CUDA with bf16 autocast when present, else CPU), ``"cpu"`` or ``"cuda"``.
+        device: ``"auto"`` (CUDA with bf16 autocast when present, else CPU), ``"cpu"`` or ``"cuda"``
+            (under torchrun ``"auto"``/``"cuda"`` mean ``cuda:LOCAL_RANK``).
         progress: show a tqdm progress bar.
+        num_workers: DataLoader worker processes reading windows (each keeps 2 batches in flight); 0 reads
+            in the training process. Workers help when reads are slow (lazy zarr/netCDF, compression).
+        activation_checkpointing: recompute each transformer block's activations in the backward pass
+            instead of storing them (less memory, about one more forward of compute).
     """
 
     variables: list[str] | None = None
@@ -58,6 +64,8 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"
     progress: bool = True
+    num_workers: int = 0
+    activation_checkpointing: bool = False
 
     def __post_init__(self) -> None:
         if isinstance(self.variables, str):
@@ -67,6 +75,10 @@ class TrainConfig:
         for name in ("patch", "epochs"):
             if getattr(self, name) is not None:
                 _positive_int(name, getattr(self, name))
+        if isinstance(self.num_workers, bool) or not isinstance(self.num_workers, int) or self.num_workers < 0:
+            raise ValueError(f"num_workers must be an int >= 0, got {self.num_workers!r}")
+        if not isinstance(self.activation_checkpointing, bool):
+            raise TypeError(f"activation_checkpointing must be True or False, got {self.activation_checkpointing!r}")
         if self.time_budget is not None and not (_number(self.time_budget) and self.time_budget > 0):
             raise ValueError(f"time_budget must be a positive number of seconds, got {self.time_budget!r}")
         for name in ("lr", "grad_clip", "mlp_ratio"):

@@ -4,6 +4,12 @@ The loop: AdamW, linear warm-up then cosine decay (by step when ``epochs`` is se
 ``time_budget``), gradient clipping, an area-weighted masked MSE in normalised units, unrolled multi-step
 loss (pushforward: each step's input is the detached previous prediction), validation each epoch with early
 stopping (the best weights are kept), and an atomic checkpoint each epoch that ``resume=True`` continues.
+
+Under ``torchrun`` (see :mod:`gridvit.distributed`) every process runs this loop on its share of each
+global batch of the same shuffle, with the model in DistributedDataParallel: the loss is each rank's part
+of the global area-weighted sum over the global weight total, so the all-reduced gradient is the one a
+single process computes for the same ``batch_size``. Decisions that must agree (time, early stopping) are
+taken from rank 0, and only rank 0 writes checkpoints, model files and progress.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from gridvit.checkpoint import check_writable, load_checkpoint, save_checkpoint
 from gridvit.config import TrainConfig
 from gridvit.data import prepare
 from gridvit.data.pipeline import Prepared
+from gridvit.distributed import Comm, detect, local_batch_size, process_group, resolve_device, shard_batches
 from gridvit.forcings import calendar_names
 from gridvit.metrics import weighted_mse_loss
 from gridvit.model import GridViT, ModelConfig
@@ -43,32 +50,46 @@ def auto_patch(shape: tuple[int, int], max_tokens: int = MAX_TOKENS) -> int:
 
 def train(data: xr.Dataset | xr.DataArray, *, dims: Mapping[str, Any] | None = None, periodic: Any = None,
           static: xr.Dataset | xr.DataArray | None = None, checkpoint_dir: str | Path | None = None,
-          resume: bool = False, **options: Any) -> Surrogate:
+          resume: bool = False, distributed: bool | None = None, **options: Any) -> Surrogate:
     """Train a surrogate on ``data`` and return it.
 
     Args:
         data: Dataset or named DataArray with time and two spatial dims (optionally ``sample`` and levels).
         dims, periodic: see :func:`gridvit.data.describe`. static: extra (y, x) input fields.
         checkpoint_dir: folder for an atomic checkpoint each epoch (``last.pt``) and the final ``model.gvt``.
-        resume: continue from ``checkpoint_dir/last.pt`` when it exists.
+        resume: continue from ``checkpoint_dir/last.pt`` when it exists (under torchrun: on a filesystem
+            every node sees).
+        distributed: None (auto): data-parallel when launched by torchrun or inside an initialised
+            process group; True: require that; False: a plain single-process run.
         **options: :class:`gridvit.config.TrainConfig` fields (history, lead, patch, epochs, time_budget,
-            batch_size, lr, val_fraction, seed, device, progress, rollout_steps, calendar, …).
+            batch_size (the global batch), lr, val_fraction, seed, device, progress, rollout_steps,
+            calendar, num_workers, activation_checkpointing, …).
 
     Returns:
-        The trained :class:`gridvit.Surrogate` (best validation weights).
+        The trained :class:`gridvit.Surrogate` (best validation weights; the same weights on every rank).
+
+    Raises:
+        ValueError: bad options, data that hold no training window, or a ``batch_size`` not divisible by
+            the world size.
     """
     cfg = TrainConfig.from_options(options)
-    if checkpoint_dir is not None:
-        check_writable(checkpoint_dir)
-    prep = prepare(data, variables=cfg.variables, dims=dims, periodic=periodic, static=static,
-                   history=cfg.history, lead=cfg.lead, rollout=cfg.rollout_steps, val_fraction=cfg.val_fraction,
-                   patch=cfg.patch, climatology=cfg.climatology)
-    if len(prep.windows("train")) == 0:
-        raise ValueError("the training split holds no complete window; give more time steps or lower val_fraction")
-    sur = build_surrogate(prep, cfg)
-    Trainer(sur, prep, cfg, checkpoint_dir=checkpoint_dir, resume=resume).run()
-    if checkpoint_dir is not None:
-        sur.save(Path(checkpoint_dir) / "model.gvt")
+    launch = detect(distributed)
+    if launch is not None:
+        local_batch_size(cfg.batch_size, launch.world)  # fail before joining a process group
+    with process_group(launch, cfg.device) as comm:
+        if checkpoint_dir is not None and comm.is_main:
+            check_writable(checkpoint_dir)
+        prep = prepare(data, variables=cfg.variables, dims=dims, periodic=periodic, static=static,
+                       history=cfg.history, lead=cfg.lead, rollout=cfg.rollout_steps,
+                       val_fraction=cfg.val_fraction, patch=cfg.patch, climatology=cfg.climatology)
+        if len(prep.windows("train")) == 0:
+            raise ValueError("the training split holds no complete window; give more time steps or lower "
+                             "val_fraction")
+        sur = build_surrogate(prep, cfg)
+        Trainer(sur, prep, cfg, checkpoint_dir=checkpoint_dir, resume=resume, comm=comm).run()
+        if checkpoint_dir is not None and comm.is_main:
+            sur.save(Path(checkpoint_dir) / "model.gvt")
+        comm.barrier()
     return sur
 
 
@@ -84,25 +105,24 @@ def build_surrogate(prep: Prepared, cfg: TrainConfig) -> Surrogate:
                      static_names=prep.static_names, forcing_names=forcings)
 
 
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"device {name!r} requested but CUDA is not available; use device='cpu' or 'auto'")
-    return torch.device(name)
-
-
 class Trainer:
-    """Runs the epochs of :func:`train`; state lives on the instance so checkpoints can restore it."""
+    """Runs the epochs of :func:`train`; state lives on the instance so checkpoints can restore it.
+
+    ``comm`` (default: one process on ``cfg.device``) is this rank's view of a distributed run.
+    """
 
     def __init__(self, sur: Surrogate, prep: Prepared, cfg: TrainConfig, *, checkpoint_dir: str | Path | None,
-                 resume: bool):
+                 resume: bool, comm: Comm | None = None):
         self.sur, self.prep, self.cfg = sur, prep, cfg
-        self.device = resolve_device(cfg.device)
+        self.comm = comm or Comm(resolve_device(cfg.device))
+        self.device = self.comm.device
+        self.local_batch = local_batch_size(cfg.batch_size, self.comm.world)
         sur.model.to(self.device)
-        self.amp = self.device.type == "cuda"
+        sur.model.activation_checkpointing = cfg.activation_checkpointing
+        self.amp = self.device.type == "cuda"  # bf16 autocast on CUDA (float32 master weights and loss)
         self.opt = torch.optim.AdamW(sur.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         self.weights = torch.as_tensor(prep.spec.grid.area_weights(), dtype=torch.float32, device=self.device)
+        self.valid = torch.as_tensor(prep.normaliser.valid, device=self.device)  # (C, H, W)
         self.n_batches = math.ceil(len(prep.windows("train")) / cfg.batch_size)
         self.epochs = cfg.epochs if cfg.epochs is not None else (None if cfg.time_budget else 20)
         self.path = None if checkpoint_dir is None else Path(checkpoint_dir) / CHECKPOINT
@@ -111,6 +131,7 @@ class Trainer:
         self.log: list[dict[str, float]] = []
         if resume and self.path is not None and self.path.exists():
             self._restore(load_checkpoint(self.path))
+        self.net = self.comm.wrap(sur.model)  # DistributedDataParallel under a process group
 
     # -------------------------------------------------------------- schedule
 
@@ -146,12 +167,13 @@ class Trainer:
         return dt
 
     def run(self) -> None:
-        bar = self._bar()
+        bar = self._bar() if self.comm.is_main else None
         self._last = time.perf_counter()
         while not self.done():
             loss = self._epoch(bar)
             val = self.validate()
             dt = self._tick()
+            val, self.elapsed = self.comm.from_main([val, self.elapsed])  # the same decisions on every rank
             if bar is not None and self.epochs is None:
                 bar.update(dt)
             self.epoch += 1
@@ -165,7 +187,9 @@ class Trainer:
             if bar is not None:
                 bar.set_postfix(epoch=self.epoch, loss=f"{loss:.4f}", val=f"{val:.4f}")
             if self.path is not None:
-                save_checkpoint(self.path, self._state())
+                if self.comm.is_main:
+                    save_checkpoint(self.path, self._state())
+                self.comm.barrier()
         if bar is not None:
             bar.close()
         if self.best_state is not None:
@@ -173,33 +197,47 @@ class Trainer:
         self.sur.model.eval()
 
     def _epoch(self, bar) -> float:
-        model, cfg = self.sur.model, self.cfg
-        model.train()
+        cfg = self.cfg
+        self.net.train()
         gen = torch.Generator().manual_seed(cfg.seed * 100_003 + self.epoch)  # reproducible, resumable shuffle
-        loader = torch.utils.data.DataLoader(self.prep.dataset("train"), batch_size=cfg.batch_size,
-                                             shuffle=True, generator=gen)
+        order = torch.randperm(len(self.prep.windows("train")), generator=gen)  # the same on every rank
+        shards = shard_batches(order.tolist(), cfg.batch_size, self.comm.rank, self.comm.world)
+        loader = self._loader(self.prep.dataset("train"), batch_sampler=[s.indices for s in shards])
         total, count = 0.0, 0
-        for batch in loader:
+        for shard, batch in zip(shards, loader):
+            if not shard.real:
+                batch["valid"].zero_()  # a placeholder keeps this rank in step and adds nothing
             for group in self.opt.param_groups:
                 group["lr"] = self.lr()
-            loss = self._loss(batch)
-            if not torch.isfinite(loss):
+            mine = self._weight_totals(batch)  # (K,)
+            share = mine / self.comm.sum_(mine.clone()).clamp_min(1e-12)  # this rank's part of the batch
+            loss = self._loss(batch, share)
+            global_loss = float(self.comm.sum_(loss.detach().clone()))
+            if not math.isfinite(global_loss):
                 where = f"; the last good checkpoint is {str(self.path)!r}" if self.path else ""
                 raise FloatingPointError(f"training loss became non-finite at epoch {self.epoch + 1}, step "
                                          f"{self.step + 1}{where}; lower lr or check the data")
             self.opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            (loss * self.comm.world).backward()  # DDP averages over ranks; the sum is the global gradient
+            torch.nn.utils.clip_grad_norm_(self.sur.model.parameters(), cfg.grad_clip)
             self.opt.step()
             self.step += 1
-            total, count = total + loss.item() * len(batch["x"]), count + len(batch["x"])
+            total, count = total + global_loss * shard.global_size, count + shard.global_size
             dt = self._tick()
+            if cfg.time_budget is not None and self.comm.active:
+                self.elapsed = self.comm.from_main([self.elapsed])[0]  # one clock for lr and the budget
             if bar is not None:
                 bar.update(dt if self.epochs is None else 1)
-                bar.set_postfix(epoch=self.epoch + 1, loss=f"{float(loss):.4f}", val=f"{self.best_val:.4f}")
-            if self.cfg.time_budget is not None and self.elapsed >= self.cfg.time_budget:
+                bar.set_postfix(epoch=self.epoch + 1, loss=f"{global_loss:.4f}", val=f"{self.best_val:.4f}")
+            if cfg.time_budget is not None and self.elapsed >= cfg.time_budget:
                 break
         return total / max(count, 1)
+
+    def _loader(self, dataset: torch.utils.data.Dataset, **kwargs: Any) -> torch.utils.data.DataLoader:
+        """Batches read by ``cfg.num_workers`` worker processes (each keeps 2 batches in flight; 0: read
+        in this process), pinned for the copy when training on CUDA."""
+        return torch.utils.data.DataLoader(dataset, num_workers=self.cfg.num_workers,
+                                           pin_memory=self.device.type == "cuda", **kwargs)
 
     def _times(self, batch: dict[str, Any], k: int) -> np.ndarray:
         """Times of the last input state before unrolled step k, for calendar channels: (B,)."""
@@ -207,8 +245,17 @@ class Trainer:
         idx = batch["start"].numpy() + cfg.lead * (cfg.history - 1 + k)
         return self.prep.times[idx]
 
-    def _loss(self, batch: dict[str, Any], steps: int | None = None) -> torch.Tensor:
-        """Mean over unrolled steps of the area-weighted masked MSE (pushforward: inputs detached)."""
+    def _weight_totals(self, batch: dict[str, Any], steps: int | None = None) -> torch.Tensor:
+        """Σ area weight over the valid target cells of the batch, per unrolled step: (K,)."""
+        valid = batch["valid"][:, :steps].to(self.device)  # (B, K, C, H, W)
+        return (valid * self.weights).sum(dim=(0, 2, 3, 4))
+
+    def _loss(self, batch: dict[str, Any], share: torch.Tensor | None = None, steps: int | None = None) -> torch.Tensor:
+        """Mean over unrolled steps of the area-weighted masked MSE (pushforward: inputs detached).
+
+        ``share`` (K,): this rank's fraction of each step's weight total in a batch split over ranks; the
+        shares' weighted MSEs sum over ranks to the whole batch's (default: the whole batch is here).
+        """
         c = len(self.prep.spec.channels)
         states = batch["x"].to(self.device)  # (B, T*C, H, W)
         y, valid = batch["y"].to(self.device), batch["valid"].to(self.device)  # (B, K, C, H, W)
@@ -216,23 +263,28 @@ class Trainer:
         loss = torch.zeros((), device=self.device)
         for k in range(k_steps):
             with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
-                pred = self.sur.forward(states, self._times(batch, k))  # (B, C, H, W)
-            loss = loss + weighted_mse_loss(pred.float(), y[:, k], valid[:, k], self.weights) / k_steps
-            states = torch.cat([states[:, c:], pred.detach().float()], dim=1)
+                out = self.net(self.sur.inputs(states, self._times(batch, k)), self.sur.spec.grid)
+            pred = out.float() * self.valid  # (B, C, H, W), masked cells 0 as in Surrogate.forward
+            mse = weighted_mse_loss(pred, y[:, k], valid[:, k], self.weights)
+            loss = loss + (mse if share is None else mse * share[k]) / k_steps
+            states = torch.cat([states[:, c:], pred.detach()], dim=1)
         return loss
 
     @torch.no_grad()
     def validate(self) -> float:
-        """One-step area-weighted MSE on the validation windows (the training loss if there are none)."""
+        """One-step area-weighted MSE over all validation windows (the training loss if there are none);
+        each rank takes every ``world``-th window and the sums are all-reduced."""
         ds = self.prep.dataset("val")
         if len(ds) == 0:
             return self.log[-1]["loss"] if self.log else math.inf
-        self.sur.model.eval()
-        total, count = 0.0, 0
-        for batch in torch.utils.data.DataLoader(ds, batch_size=self.cfg.batch_size):
-            total += float(self._loss(batch, steps=1)) * len(batch["x"])
-            count += len(batch["x"])
-        return total / count
+        self.net.eval()
+        mine = torch.utils.data.Subset(ds, range(self.comm.rank, len(ds), self.comm.world))
+        sums = torch.zeros(2, dtype=torch.float64, device=self.device)  # Σ w·err², Σ w
+        for batch in self._loader(mine, batch_size=self.local_batch):
+            w = self._weight_totals(batch, steps=1)[0]
+            sums += torch.stack([self._loss(batch, steps=1).double() * w, w.double()])
+        self.comm.sum_(sums)
+        return float(sums[0] / sums[1].clamp_min(1e-12))
 
     def _bar(self):
         if not self.cfg.progress:

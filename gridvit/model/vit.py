@@ -13,6 +13,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from gridvit.geometry import Grid
 from gridvit.model.attention import Attention
@@ -61,6 +62,10 @@ class GridViT(nn.Module):
 
     Args:
         cfg: the hyper-parameters (see :class:`ModelConfig`).
+
+    Attributes:
+        activation_checkpointing: when training, recompute each block's activations in the backward pass
+            instead of storing them (a run-time memory option, not saved with the weights).
     """
 
     def __init__(self, cfg: ModelConfig) -> None:
@@ -68,6 +73,7 @@ class GridViT(nn.Module):
         if not isinstance(cfg, ModelConfig):
             raise TypeError(f"GridViT needs a ModelConfig, got {type(cfg).__name__}")
         self.cfg = cfg
+        self.activation_checkpointing = False
         p, d = cfg.patch, cfg.dim
         self.embed = nn.Linear(p * p * cfg.in_channels, d)
         self.pos_embed = None
@@ -129,8 +135,12 @@ class GridViT(nn.Module):
             z = z + self._pos_embed(patch_grid_shape((h, w), cfg.patch))  # (B, N, D)
         biases = self.distance_bias(grid, cfg.patch, device=z.device, dtype=_compute_dtype(z))  # depth × (1, h, N, N)
         attention = []
+        recompute = self.activation_checkpointing and self.training and torch.is_grad_enabled()
         for block, bias in zip(self.blocks, biases):
-            z, weights = block(z, bias, need_weights=return_attention)  # (B, N, D)
+            if recompute and not return_attention:
+                z, weights = checkpoint(block, z, bias, use_reentrant=False)  # (B, N, D)
+            else:
+                z, weights = block(z, bias, need_weights=return_attention)  # (B, N, D)
             if return_attention:
                 attention.append(weights)  # (B, h, N, N)
         delta = self.head(self.norm(z))  # (B, N, P*P*C)
