@@ -8,7 +8,6 @@ signature of gridvit's solvers (physical units), for models with ``history=1`` a
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -17,18 +16,28 @@ import numpy as np
 import torch
 import xarray as xr
 
-from gridvit.checkpoint import load_model_file, save_model_file
+from gridvit.checkpoint import CheckpointError, load_model_file, save_model_file
 from gridvit.config import TrainConfig
 from gridvit.data import DataSpec, FieldReader, Normaliser, describe, to_dataset
+from gridvit.data.normalise import DIVERGENCE_FACTOR
 from gridvit.data.spec import as_dataset
 from gridvit.forcings import calendar_channels
 from gridvit.model import GridViT, ModelConfig
 
-RUNAWAY = 50.0  # |normalised value| beyond which a rollout is reported as running away
-
 
 class RolloutDivergedError(RuntimeError):
-    """A rollout produced non-finite values."""
+    """A rollout left the range of the training data (see :meth:`Normaliser.divergence_bound`) or produced
+    non-finite values.
+
+    Attributes:
+        step: the rollout step (1-based) at which it happened; steps before it were within bounds.
+        peak: the largest |normalised value| of that step (inf or nan when non-finite).
+        bound: the bound it was checked against (normalised units).
+    """
+
+    def __init__(self, message: str, *, step: int, peak: float, bound: float):
+        super().__init__(message)
+        self.step, self.peak, self.bound = step, peak, bound
 
 
 class Surrogate:
@@ -113,21 +122,25 @@ class Surrogate:
             time axis (``lead`` saved steps apart); NaN where the training data were masked.
 
         Raises:
-            ValueError: ``ds`` has another grid, other variables, another time step or too few steps.
-            RolloutDivergedError: the rollout produced non-finite values (a warning is issued first when
-                values run away beyond 50 standard deviations).
+            ValueError: ``ds`` has another grid, other variables, another time step or too few steps, or its
+                input steps hold inf values or a variable missing (NaN) everywhere.
+            RolloutDivergedError: at the first step whose values leave the training data's range (more than
+                4× farther from the training mean/climatology than any training value, see
+                :meth:`gridvit.data.Normaliser.divergence_bound`) or are non-finite; the rollout stops there.
         """
         if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
             raise ValueError(f"steps must be a positive int, got {steps!r}")
+        ds = as_dataset(ds)  # a path is opened once here
         states, times = self._initial_states(ds)  # (S, T*C, H, W), (n,) source times
         c, lead = len(self.spec.channels), self.config.lead
         future = self.spec.time.advance(times[-1], steps * lead)  # (steps*lead,)
         t_last = times[-1]
         self.model.eval()
+        bound = torch.as_tensor(self.normaliser.divergence_bound(), dtype=torch.float32, device=self.device)
         outs = []
         for k in range(steps):
             nxt = self.forward(states, [t_last] * states.shape[0])  # (S, C, H, W)
-            self._check_finite(nxt, k)
+            self._check_bounded(nxt, k + 1, bound)
             outs.append(nxt.float().cpu())
             states = torch.cat([states[:, c:], nxt], dim=1)  # drop the oldest state
             t_last = future[(k + 1) * lead - 1]
@@ -136,7 +149,7 @@ class Surrogate:
         phys = self.normaliser.denormalise(z, valid_times)
         if not self.spec.dims.sample:
             phys = phys[0]  # (steps, C, H, W)
-        samples = as_dataset(ds)[self.spec.dims.sample].values if self.spec.dims.sample else None
+        samples = ds[self.spec.dims.sample].values if self.spec.dims.sample else None
         return to_dataset(phys, self.spec, times=valid_times, samples=samples,
                           valid=self.normaliser.valid)
 
@@ -163,16 +176,18 @@ class Surrogate:
                              f"(history={t}, lead={lead})")
         idx = reader.n_times - 1 - lead * np.arange(t)[::-1]  # history steps ending at the last time
         raw = np.stack([reader.read(s, idx) for s in range(reader.n_samples)])  # (S, T, C, H, W)
+        self._check_inputs(raw, times[idx])
         z = self.normaliser.normalise(raw, times[idx])
         z = np.where(np.isfinite(z) & self.normaliser.valid, z, 0.0).astype(np.float32)
         states = torch.from_numpy(z.reshape(z.shape[0], t * c, *z.shape[-2:])).to(self.device)  # (S, T*C, H, W)
         return states, times
 
     def _check_compatible(self, spec: DataSpec, times: np.ndarray) -> None:
-        if not spec.grid.same_geometry(self.spec.grid):
+        diff = _grid_difference(spec, self.spec)
+        if diff:
             raise ValueError(f"the dataset's grid ({spec.grid.kind} {spec.grid.shape}) differs from the one the "
-                             f"model was trained on ({self.spec.grid.kind} {self.spec.grid.shape}, same "
-                             "coordinates and periodicity needed)")
+                             f"model was trained on ({self.spec.grid.kind} {self.spec.grid.shape}): {diff}; "
+                             "regrid to the model's grid")
         if spec.channel_names != self.spec.channel_names:
             raise ValueError(f"the dataset's channels {spec.channel_names} differ from the model's "
                              f"{self.spec.channel_names}")
@@ -184,15 +199,34 @@ class Surrogate:
             raise ValueError(f"the dataset's time step {spec.time.step!r} ({spec.time.kind}) differs from the "
                              f"model's {self.spec.time.step!r} ({self.spec.time.kind})")
 
-    @staticmethod
-    def _check_finite(z: torch.Tensor, k: int) -> None:
-        if not torch.isfinite(z).all():
-            raise RolloutDivergedError(f"rollout step {k + 1} produced non-finite values; the model is unstable "
-                                       "this far out (train with rollout_steps > 1, or roll out fewer steps)")
-        peak = float(z.abs().max())
-        if peak > RUNAWAY:
-            warnings.warn(f"rollout step {k + 1} reached {peak:.0f} standard deviations from the mean: the "
-                          "forecast is running away", RuntimeWarning, stacklevel=3)
+    def _check_inputs(self, raw: np.ndarray, times: np.ndarray) -> None:
+        """Refuse input states (S, T, C, H, W) with inf values or a channel NaN at every valid cell of a step
+        (NaN at single cells is filled with the training mean/climatology, as in training)."""
+        names = self.spec.channel_names
+        inf = np.isinf(raw).any(axis=(0, 1, 3, 4))  # (C,)
+        if inf.any():
+            raise ValueError(f"the input steps hold inf values in {[n for n, b in zip(names, inf) if b]}; "
+                             "replace them with finite values (or NaN where data are missing)")
+        seen = (np.isfinite(raw) & self.normaliser.valid).any(axis=(0, 3, 4))  # (T, C) any finite valid cell
+        if not seen.all():
+            t, c = np.argwhere(~seen)[0]
+            raise ValueError(f"variable {names[c]!r} is NaN at every cell at input time {times[t]}; the model "
+                             f"needs its last {raw.shape[1]} step(s) (history={self.config.history}) to hold data")
+
+    def _check_bounded(self, z: torch.Tensor, step: int, bound: torch.Tensor) -> None:
+        """Raise RolloutDivergedError when (S, C, H, W) ``z`` is non-finite or beyond ``bound`` (C,)."""
+        over = z.abs().amax(dim=(0, 2, 3))  # (C,); NaN propagates
+        bad = ~(over <= bound)
+        if bad.any():
+            c = int(bad.nonzero()[0])
+            peak, lim = float(over[c]), float(bound[c])
+            what = ("non-finite values" if not np.isfinite(peak) else
+                    f"{peak:.3g} standard deviations from the mean, beyond the bound {lim:.3g} "
+                    f"({DIVERGENCE_FACTOR:g}x the training data's largest)")
+            raise RolloutDivergedError(
+                f"rollout diverged at step {step}: {self.spec.channel_names[c]!r} reached {what}; the rollout was "
+                "stopped. The model is unstable this far out (train with rollout_steps > 1, or roll out fewer steps)",
+                step=step, peak=peak, bound=lim)
 
     # ------------------------------------------------------------------ files
 
@@ -229,15 +263,44 @@ class Surrogate:
                    static_names=tuple(meta["static_names"]), forcing_names=tuple(meta["forcing_names"]))
 
 
+def _grid_difference(got: DataSpec, want: DataSpec) -> str:
+    """What differs between two grids, in words (kind, shape, a coordinate or periodicity); "" when they
+    match: same cells in the same order, coordinates equal to 1e-6 relative (any float dtype), longitudes
+    compared modulo 360°."""
+    a, b = got.grid, want.grid
+    if a.kind != b.kind or a.shape != b.shape:
+        return f"the kind or shape differs, expected {b.kind} {b.shape}"
+    for role, dim, u, v in (("y", want.dims.y, a.y, b.y), ("x", want.dims.x, a.x, b.x)):
+        u, v = np.asarray(u, np.float64), np.asarray(v, np.float64)
+        if role == "x" and a.kind == "sphere":
+            u = v + (u - v + 180.0) % 360.0 - 180.0  # the same longitude written as 0…360 or −180…180
+        close = np.isclose(u, v, rtol=1e-6, atol=1e-9)
+        if not close.all():
+            i = int(np.argmin(close))
+            return f"the {role} coordinate {dim!r} differs (index {i}: {u[i]:g}, expected {v[i]:g})"
+    if a.periodic != b.periodic:
+        return f"the periodicity (y, x) differs: {a.periodic}, expected {b.periodic}"
+    return ""
+
+
 def load(path: str | Path) -> Surrogate:
     """Load a model saved by :meth:`Surrogate.save` (a ``.gvt`` file, or a run folder holding ``model.gvt``).
 
-    Loading executes no code from the file (safetensors + JSON).
+    Loading executes no code from the file (safetensors + JSON) and writes nothing.
+
+    Raises:
+        FileNotFoundError: no file at ``path``.
+        CheckpointError: not a gridvit model file (a pickle is refused unread), or its header is damaged or
+            holds unsafe names (path separators, ``..``).
     """
     path = Path(path)
     if path.is_dir():
         path = path / "model.gvt"
     tensors, meta = load_model_file(path)
-    sur = Surrogate.from_meta(meta, tensors)
+    try:
+        sur = Surrogate.from_meta(meta, tensors)
+    except (KeyError, TypeError, ValueError, RuntimeError) as err:
+        raise CheckpointError(f"{str(path)!r} is a damaged or unsafe gridvit model file: "
+                              f"{type(err).__name__}: {str(err).splitlines()[0][:300]}") from None
     sur.model.eval()
     return sur

@@ -1,4 +1,4 @@
-"""The data layer: xarray -> windows -> tensors -> xarray, on toy and real data, and its errors."""
+"""The data layer: xarray -> windows -> tensors -> xarray, on toy and real data (bad inputs: test_bad_inputs.py)."""
 
 import subprocess
 import sys
@@ -112,32 +112,9 @@ def test_dims_override_always_works():
     assert spec.dims.y == "rows" and spec.grid.kind == "plane"
 
 
-def test_gaussian_latitudes_and_longitude_wrapping_work():
-    lat = np.rad2deg(np.arcsin(np.polynomial.legendre.leggauss(16)[0]))[::-1]  # Gaussian, descending
-    lon = (np.arange(32) * 11.25 + 180.0) % 360.0 - 180.0  # 0 … 168.75, then −180 … −11.25
-    lon = np.roll(lon, -16)  # −180 … 168.75 ascending → mixed representation below
-    lon = np.where(lon < 0, lon + 360.0, lon)[np.r_[16:32, 0:16]] - np.r_[np.zeros(16), np.full(16, 360.0)]
-    ds = toy_climate(n_time=4, shape=(16, 32)).assign_coords(lat=lat, lon=lon)
-    ds.lat.attrs, ds.lon.attrs = {"units": "degrees_north"}, {"units": "degrees_east"}
-    spec = describe(ds)
-    assert spec.grid.kind == "sphere" and spec.grid.periodic_x
-    w = spec.grid.area_weights()[:, 0]
-    assert w.mean() == pytest.approx(1.0) and w[8] > w[0]  # equator heavier than the pole rows
-
-
 def test_regional_grid_is_not_periodic(era5):
     spec = describe(era5)
     assert spec.grid.kind == "sphere" and spec.grid.periodic == (False, False)
-
-
-def test_int16_packed_data_is_decoded(tmp_path):
-    ds = toy_climate(n_time=6, shape=(8, 16))
-    path = tmp_path / "packed.nc"
-    ds.to_netcdf(path, encoding={"t2m": {"dtype": "int16", "scale_factor": 0.01, "add_offset": 280.0,
-                                         "_FillValue": -32767}})
-    with xr.open_dataset(path) as packed:
-        p = prepare(packed, history=1)
-        assert abs(p.normaliser.mean[0] - float(ds.t2m.weighted(np.cos(np.deg2rad(ds.lat))).mean())) < 0.5
 
 
 # --------------------------------------------------------------------------- normalisation, masks, splits
@@ -270,61 +247,6 @@ def test_lazy_netcdf_reads_equal_in_memory(era5):
     assert not lazy.reader.in_memory
     a, b = lazy.dataset()[17], eager.dataset()[17]
     assert torch.equal(a["x"], b["x"]) and torch.equal(a["y"], b["y"])
-
-
-# --------------------------------------------------------------------------- bad input
-
-
-def _bad_cases():
-    toy = toy_climate(n_time=8, shape=(8, 16))
-    t = toy.time.values
-    nan_var = toy.assign(t2m=toy.t2m * np.nan)
-    nan_step = toy.copy(deep=True)
-    nan_step["t2m"][2] = np.nan
-    inf = toy.copy(deep=True)
-    inf["t2m"][1, 2, 3] = np.inf
-    four_d = toy.t2m.expand_dims(z=[0.0, 1.0], axis=1).to_dataset()
-    return [
-        ("no time dim", toy.isel(time=0, drop=True), {}, ValueError, "no time dimension"),
-        ("one spatial dim", toy.isel(lat=0, drop=True), {}, ValueError, "exactly two spatial dims"),
-        ("unknown 4th dim", four_d, {}, ValueError, r"unrecognised dims \['z'\]"),
-        ("override to missing dim", toy, {"dims": {"y": "rows"}}, ValueError, "y='rows'"),
-        ("unknown override key", toy, {"dims": {"lat": "lat"}}, ValueError, "unknown keys"),
-        ("all-NaN variable", nan_var, {}, ValueError, r"\['t2m'\] are NaN everywhere"),
-        ("all-NaN time step", nan_step, {}, ValueError, "NaN everywhere at time index 2"),
-        ("inf values", inf, {}, ValueError, "inf values"),
-        ("too few steps", toy.isel(time=slice(0, 3)), {"history": 3, "val_fraction": 0.0}, ValueError,
-         "fewer than one window needs"),
-        ("non-monotonic time", toy.isel(time=[0, 2, 1, 3, 4, 5]), {}, ValueError, "not monotonically increasing"),
-        ("duplicated time", toy.assign_coords(time=np.r_[t[:3], t[2:7]]), {}, ValueError, "duplicated"),
-        ("irregular time", toy.assign_coords(time=np.r_[t[:4], t[4:] + np.timedelta64(1, "h")]), {}, ValueError,
-         "irregular"),
-        ("latitude beyond 90", toy.assign_coords(lat=toy.lat + 20), {}, ValueError, r"\[-90, 90\]"),
-        ("grid smaller than a patch", toy, {"patch": 9}, ValueError, "larger than the grid 8×16"),
-        ("string variable", toy.assign(name=toy.t2m.astype(str)), {"variables": ["name"]}, TypeError, "'name'.*dtype"),
-        ("boolean variable", toy.assign(flag=toy.t2m > 280), {"variables": "flag"}, TypeError, "'flag'.*bool"),
-        ("missing variable", toy, {"variables": ["sst"]}, ValueError, r"\['sst'\] not in the dataset"),
-        ("empty dataset", xr.Dataset(), {}, ValueError, "no data variables"),
-        ("unnamed DataArray", xr.DataArray(toy.t2m.values, dims=toy.t2m.dims, coords=toy.t2m.coords), {},
-         ValueError, "no name"),
-        ("not xarray", toy.t2m.values, {}, TypeError, "ndarray"),
-        ("object time of strings", toy.assign_coords(time=t.astype(str).astype(object)), {}, TypeError,
-         "object dtype"),
-        ("bad periodic", toy, {"periodic": "yes"}, TypeError, "periodic must be"),
-        ("bad history", toy, {"history": 0}, ValueError, "history must be a positive int"),
-    ]
-
-
-@pytest.mark.parametrize("case", _bad_cases(), ids=lambda c: c[0])
-def test_bad_input_raises_clear_error(case):
-    _, data, kw, exc, pattern = case
-    with pytest.raises(exc, match=pattern):
-        prepare(data, **kw)
-
-
-def test_batch_size_zero_is_refused(toy):
-    with pytest.raises(ValueError, match="batch_size"):
-        prepare(toy).loader(batch_size=0)
 
 
 def test_import_is_light():

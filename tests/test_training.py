@@ -1,15 +1,12 @@
 """gridvit.train, Surrogate predict/rollout/save/load, checkpoints and resume, the CLI."""
 
-import os
-import pickle
-
 import numpy as np
 import pytest
 import torch
 import xarray as xr
 
 import gridvit
-from gridvit.checkpoint import CheckpointError, load_checkpoint
+from gridvit.checkpoint import load_checkpoint
 from gridvit.examples import toy_climate
 from gridvit.training import Trainer, auto_patch
 
@@ -130,25 +127,6 @@ def test_resume_refuses_checkpoint_of_another_model(data, tmp_path):
         gridvit.train(ds, epochs=1, checkpoint_dir=tmp_path, resume=True, **{**TINY, "dim": 32})
 
 
-class _Exploit:
-    def __reduce__(self):
-        return (os.system, ("touch pwned-by-gridvit-test",))
-
-
-def test_malicious_pickle_is_refused_without_running(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    evil = tmp_path / "last.pt"
-    evil.write_bytes(pickle.dumps({"model": _Exploit()}, protocol=2))
-    with pytest.raises(CheckpointError, match="refusing to load"):
-        load_checkpoint(evil)
-    with pytest.raises(CheckpointError, match="not a gridvit model file"):
-        gridvit.load(evil)
-    torch.save({"model": _Exploit()}, tmp_path / "evil_torch.pt")
-    with pytest.raises(CheckpointError, match="refusing to load"):
-        load_checkpoint(tmp_path / "evil_torch.pt")
-    assert not (tmp_path / "pwned-by-gridvit-test").exists()
-
-
 def test_pde_samples_train_and_step_like_a_solver():
     rng = np.random.default_rng(0)
     u = rng.standard_normal((4, 6, 16, 16)).astype(np.float32)
@@ -170,43 +148,11 @@ def test_auto_patch_aims_for_hundreds_of_tokens():
     assert auto_patch((8, 8)) == 1
 
 
-@pytest.mark.parametrize("opts, exc, pattern", [
-    ({"time_budget": -5}, ValueError, "time_budget must be a positive"),
-    ({"batch_size": 0}, ValueError, "batch_size must be a positive int"),
-    ({"epochs": 0}, ValueError, "epochs must be a positive int"),
-    ({"lr": -1.0}, ValueError, "lr must be a positive"),
-    ({"learning_rate": 1e-3}, TypeError, "unknown training option"),
-    ({"device": "tpu"}, ValueError, "device must be"),
-    ({"patch": 64}, ValueError, "larger than the grid"),
-])
-def test_bad_training_options(data, opts, exc, pattern):
-    with pytest.raises(exc, match=pattern):
-        gridvit.train(data.isel(time=slice(0, 10)), **{**TINY, **opts})
-
-
-def test_predict_rejects_mismatched_data(model, data):
-    with pytest.raises(ValueError, match="grid"):
-        model.predict(toy_climate(n_time=5, shape=(8, 16)))
-    with pytest.raises(ValueError, match="lacks variable"):
-        model.predict(data.rename(t2m="sst"))
-    with pytest.raises(ValueError, match="needs the last 2"):
-        model.predict(data.isel(time=slice(0, 1)))
-    with pytest.raises(ValueError, match="time step '12h'"):
-        model.predict(data.isel(time=slice(0, 30, 2)))
-
-
 def test_predict_from_a_short_monthly_slice():
     ds = toy_climate(n_time=36, shape=(8, 16), freq="MS")
     m = gridvit.train(ds, epochs=1, **{**TINY, "patch": 2})
     fc = m.predict(ds.isel(time=[20, 21]))  # Sep→Oct 2001: 30 days, which alone reads as a fixed step
     assert str(fc.time.values[0])[:10] == "2001-11-01"
-
-
-def test_unwritable_checkpoint_dir_is_reported_before_training(data, tmp_path):
-    blocker = tmp_path / "file"
-    blocker.write_text("not a folder")
-    with pytest.raises(OSError, match="not writable"):
-        gridvit.train(data, epochs=1, checkpoint_dir=blocker / "sub", **TINY)
 
 
 def test_cli_train_predict_info(data, tmp_path, capsys):

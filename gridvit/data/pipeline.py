@@ -9,6 +9,7 @@ import numpy as np
 import torch
 import xarray as xr
 
+from gridvit.data.io import PathLike
 from gridvit.data.normalise import Normaliser, fit_normaliser
 from gridvit.data.reader import FieldReader
 from gridvit.data.spec import DataSpec, Periodic, as_dataset, describe
@@ -53,7 +54,7 @@ class Prepared:
                                            generator=gen, num_workers=num_workers)
 
 
-def prepare(data: xr.Dataset | xr.DataArray, *, variables: str | Sequence[str] | None = None,
+def prepare(data: xr.Dataset | xr.DataArray | PathLike, *, variables: str | Sequence[str] | None = None,
             dims: Mapping[str, Any] | None = None, periodic: Periodic = None,
             static: xr.Dataset | xr.DataArray | None = None, history: int = 1, lead: int = 1, rollout: int = 1,
             val_fraction: float = 0.1, test_fraction: float = 0.0, split_by: str | None = None,
@@ -61,7 +62,8 @@ def prepare(data: xr.Dataset | xr.DataArray, *, variables: str | Sequence[str] |
     """Describe, read and normalise ``data`` for windows of ``history`` steps -> ``lead`` steps ahead.
 
     Args:
-        data: Dataset or named DataArray (in memory, lazily opened netCDF/zarr, or dask-backed).
+        data: Dataset or named DataArray (in memory, lazily opened netCDF/zarr, or dask-backed), or the path
+            of a netCDF file or zarr store (opened lazily).
         variables, dims, periodic: see :func:`gridvit.data.describe`.
         static: extra input channels without time, dims (y, x): a land mask, orography.
         history: input steps T. lead: steps ahead of the last input. rollout: targets per window.
@@ -74,9 +76,11 @@ def prepare(data: xr.Dataset | xr.DataArray, *, variables: str | Sequence[str] |
         in_memory: load once into memory (default: unless dask-backed or > 2 GiB).
 
     Raises:
-        ValueError/TypeError: naming the dim, variable or value at fault (see ``describe``).
+        ValueError/TypeError: naming the dim, variable or value at fault (see ``describe``); a path that
+            does not exist or a damaged file (see :func:`gridvit.data.io.open_data`).
     """
     check_window_options(history=history, lead=lead, rollout=rollout)
+    data = as_dataset(data)  # a path is opened once here
     spec = describe(data, variables=variables, dims=dims, periodic=periodic)
     if patch is not None:
         check_patch(spec.grid.shape, patch)
@@ -88,9 +92,8 @@ def prepare(data: xr.Dataset | xr.DataArray, *, variables: str | Sequence[str] |
     check_enough_steps(len(train.times), history=history, lead=lead, rollout=rollout, time_dim=spec.dims.time)
     if not train.samples:
         raise ValueError("the training split holds no samples; lower val_fraction/test_fraction")
-    ds = as_dataset(data)
     t = spec.dims.time
-    times = ds[t].values if t in ds.coords else np.arange(reader.n_times)
+    times = data[t].values if t in data.coords else np.arange(reader.n_times)
     if climatology == "auto":
         climatology = default_climatology(spec.time, times[train.times.start:train.times.stop])
     normaliser = fit_normaliser(reader, spec, samples=train.samples, times=train.times, time_values=times,

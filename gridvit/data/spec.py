@@ -8,6 +8,7 @@ A DataSpec is JSON-serialisable (``to_dict``/``from_dict``) so it travels inside
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
@@ -15,6 +16,7 @@ import numpy as np
 import xarray as xr
 
 from gridvit.data.dims import Dims, detect_dims
+from gridvit.data.io import PathLike, open_data
 from gridvit.data.timeaxis import TimeAxis, time_axis
 from gridvit.geometry import Grid, is_global_longitude
 
@@ -76,7 +78,12 @@ class DataSpec:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "DataSpec":
+        """Rebuild from :meth:`to_dict`; names that could act as paths (``/``, ``..``) are refused."""
         d = _from_jsonable(d)
+        for v in d["variables"]:
+            check_name("variable", v["name"])
+            for dim in v["dims"]:
+                check_name("dimension", dim)
         return cls(
             dims=Dims.from_dict(d["dims"]),
             grid=Grid.from_dict(d["grid"]),
@@ -89,24 +96,28 @@ class DataSpec:
 
 
 def as_dataset(data: Any) -> xr.Dataset:
-    """Accept an ``xr.Dataset`` or a named ``xr.DataArray``; anything else is a TypeError."""
+    """Accept an ``xr.Dataset``, a named ``xr.DataArray`` or the path of a netCDF file/zarr store (opened
+    lazily, see :func:`gridvit.data.io.open_data`); anything else is a TypeError."""
+    if isinstance(data, (str, os.PathLike)):
+        return open_data(data)
     if isinstance(data, xr.DataArray):
         if data.name is None:
             raise ValueError("the DataArray has no name; name it (da.rename('t2m')) or pass a Dataset")
         return data.to_dataset()
     if not isinstance(data, xr.Dataset):
-        raise TypeError(f"expected an xarray Dataset or DataArray, got {type(data).__name__}")
+        raise TypeError(f"expected an xarray Dataset, a named DataArray or a netCDF/zarr path, got "
+                        f"{type(data).__name__}")
     return data
 
 
-def describe(data: xr.Dataset | xr.DataArray, *, variables: str | Sequence[str] | None = None,
+def describe(data: xr.Dataset | xr.DataArray | PathLike, *, variables: str | Sequence[str] | None = None,
              dims: Mapping[str, Any] | None = None, periodic: Periodic = None,
              allow_single_step: bool = False) -> DataSpec:
     """Inspect ``data`` (without loading values) and return its :class:`DataSpec`.
 
     Args:
         data: a Dataset or named DataArray with one time dim and two spatial dims (plus optional
-            ``sample`` and level dims).
+            ``sample`` and level dims), or the path of a netCDF file or zarr store.
         variables: variables to use (default: every numeric data variable with time and both spatial dims).
         dims: role override, e.g. ``{"time": "t", "y": "rows", "x": "cols", "channels": ["level"]}``.
         periodic: planes only: ``True``/``False`` for both axes, ``(y, x)``, or ``{"x": True}`` keyed by
@@ -128,6 +139,9 @@ def describe(data: xr.Dataset | xr.DataArray, *, variables: str | Sequence[str] 
         if not names:
             raise ValueError(f"no data variable has all of the dims {required}")
     for v in names:
+        check_name("variable", v)
+        for dim in ds[v].dims:
+            check_name("dimension", dim)
         missing = [r for r in required if r not in ds[v].dims]
         if missing:
             raise ValueError(f"variable {v!r} has dims {ds[v].dims} but lacks {missing}; every variable needs {required}")
@@ -143,6 +157,14 @@ def describe(data: xr.Dataset | xr.DataArray, *, variables: str | Sequence[str] 
     infos = [VariableInfo(v, tuple(ds[v].dims), str(ds[v].dtype), dict(ds[v].attrs)) for v in names]
     return DataSpec(dims=d, grid=grid, time=taxis, channels=channels, variables=infos, coords=coords,
                     attrs=dict(ds.attrs))
+
+
+def check_name(kind: str, name: Any) -> None:
+    """Refuse a variable/dimension name that is not a plain string or could act as a file path (outputs are
+    written with these names, e.g. as zarr arrays): ``/``, ``\\``, NUL, ``.`` or ``..``."""
+    if not isinstance(name, str) or not name or name in (".", "..") or any(ch in name for ch in "/\\\0"):
+        raise ValueError(f"{kind} name {name!r} is not allowed: names must be non-empty strings without '/', "
+                         "'\\' or NUL and not '.' or '..' (rename it, e.g. ds.rename(...))")
 
 
 def _select_variables(ds: xr.Dataset, variables: str | Sequence[str] | None) -> list[str]:
