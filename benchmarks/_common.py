@@ -7,6 +7,7 @@ import os
 import platform
 import statistics
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
 
@@ -57,13 +58,14 @@ def median_time(fn: Callable[[], Any], *, warmup: int = 2, repeats: int = 7, syn
 
 
 def write_results(name: str, payload: dict[str, Any], markdown: str) -> tuple[Path, Path]:
-    """Write ``results/<name>.json`` (payload + machine) and ``results/<name>.md`` (markdown + machine)."""
+    """Write ``results/<name>.json`` (payload + machine + UTC date) and ``results/<name>.md`` (markdown + machine)."""
     RESULTS.mkdir(parents=True, exist_ok=True)
     m = machine()
-    payload = {"machine": m, **payload}
+    date = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    payload = {"machine": m, "date": date, **payload}
     jpath = RESULTS / f"{name}.json"
     mpath = RESULTS / f"{name}.md"
     jpath.write_text(json.dumps(payload, indent=2, default=str) + "\n")
     desc = ", ".join(f"{k}: {v}" for k, v in m.items())
-    mpath.write_text(f"{markdown.rstrip()}\n\nMachine: {desc}\n")
+    mpath.write_text(f"{markdown.rstrip()}\n\nMachine: {desc}. Date: {date}.\n")
     return jpath, mpath

@@ -324,6 +324,27 @@ def table(rows: list[dict], *, steps: bool) -> str:
     return "\n".join(lines)
 
 
+def headline(result: dict) -> list[dict]:
+    """Summary rows for benchmarks/README.md: biased step ÷ unbiased SDPA, and reference ÷ gridvit."""
+    rows = {(r["variant"], r["tokens"]): r for r in result["train_steps"]}
+    tokens = sorted({n for _, n in rows})
+    at = " / ".join(str(n) for n in tokens)
+
+    def series(variant: str, key: str) -> list[float]:
+        return [rows[(variant, n)][key] for n in tokens if (variant, n) in rows]
+
+    alibi, learn = series("gridvit-alibi", "ratio"), series("gridvit-learnable", "ratio")
+    ref = series("gridvit-alibi", "reference_over_this")
+    return [
+        {"result": f"train step, gridvit (ALiBi) ÷ unbiased SDPA at {at} tokens",
+         "value": " / ".join(f"{v:.2f}×" for v in alibi), "goal": "≤ 1.15×", "met": max(alibi) <= 1.15},
+        {"result": f"train step, learnable slopes ÷ unbiased SDPA at {at} tokens",
+         "value": " / ".join(f"{v:.2f}×" for v in learn), "goal": "≤ 1.15×", "met": max(learn) <= 1.15},
+        {"result": f"train step, explicit reference ViT ÷ gridvit at {at} tokens",
+         "value": " / ".join(f"{v:.2f}×" for v in ref), "goal": "≥ 2×", "met": min(ref) >= 2.0},
+    ]
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--tokens", type=int, nargs="+", default=sorted(PATCH_GRIDS), choices=sorted(PATCH_GRIDS))

@@ -243,6 +243,24 @@ whole patch, and this short training leaves them mixing its cells unevenly.
 """
 
 
+def headline(result: dict) -> list[dict]:
+    """Summary rows for benchmarks/README.md (descriptive: this benchmark sets no goals)."""
+    e, h = result["ersst"], result["heat"]
+    md = np.asarray(e["mean_distance_km"])
+    pc = e["pattern_correlation_vs_abs_r"]
+    return [
+        {"result": "ERSST mean attention distance per head (all layers)",
+         "value": f"{md.min():.0f}–{md.max():.0f} km (uniform {e['uniform_distance_km']:.0f} km)", "goal": "", "met": None},
+        {"result": "Niño-3.4 attention vs lagged |r| map, pattern correlation",
+         "value": f"{pc['attention (all layers and heads)']:.2f} (distance bias alone "
+                  f"{pc['distance bias alone (baseline)']:.2f}; N_eff ≈ {e['effective_sample_size']:.0f})",
+         "goal": "", "met": None},
+        {"result": "heat: learned effective stencil vs exact kernel, relative L2",
+         "value": f"{h['relative_l2_learned_vs_exact']:.2f} (FTCS {h['relative_l2_ftcs_vs_exact']:.2f})",
+         "goal": "", "met": None},
+    ]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--budget", type=float, default=240.0, help="ERSST training seconds")

@@ -401,6 +401,20 @@ def markdown(rows: list[dict], bandwidth: dict, sizes, seconds: float, load: dic
     return "\n".join(lines), goals
 
 
+def headline(result: dict) -> list[dict]:
+    """Summary rows for benchmarks/README.md: the two speed goals (≥ numpy; ≥ 1.5× py-pde at 128²)."""
+    vs_np, vs_pp = result["goals"]["vs_numpy"], result["goals"]["vs_pypde_128"]
+    slow = [f"{c} {n}² b{b} {s:.2f}×" for c, n, b, s in vs_np if s < 1.0]
+    return [
+        {"result": "solver step speed vs plain numpy (np.roll), all schemes/sizes/batches",
+         "value": f"≥ numpy in {len(vs_np) - len(slow)}/{len(vs_np)}; min {min(s for *_, s in vs_np):.2f}×"
+                  + (f" ({'; '.join(slow)})" if slow else ""), "goal": "≥ 1× everywhere", "met": not slow},
+        {"result": "solver step speed vs py-pde (numba) at 128², batch 1",
+         "value": ", ".join(f"{c} {s:.2f}×" for c, n, b, s in vs_pp), "goal": "≥ 1.5×",
+         "met": all(s >= 1.5 for *_, s in vs_pp)},
+    ]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="128² only, nothing written")

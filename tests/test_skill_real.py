@@ -1,4 +1,4 @@
-"""Skill on the real datasets with small settings (the full figures come from benchmarks/skill.py)."""
+"""Skill on the real datasets with small settings (the full figures come from benchmarks/climate_skill.py)."""
 
 import numpy as np
 import pandas as pd

@@ -1,0 +1,228 @@
+"""Climate skill per lead: ERA5 UK t2m (+1…24 h) and ERSST v5 SST (+1…6 months) vs the baselines.
+
+For each dataset gridvit is trained on the training years only, then rolled out autoregressively from
+several initial times (each step feeds its own prediction back) and scored at every lead with the
+WeatherBench 2 metrics of :mod:`gridvit.metrics` against persistence, climatology and anomaly persistence
+(:func:`gridvit.evaluate.forecast_skill`). The split is the skill benchmark's (training issue's):
+
+- ERA5 (hourly, 0.25°, UK): train 2019-03-01 … 03-24 (unrolled 2-step loss), forecasts started every 6 h
+  from 03-25T00 to 03-30T18 (24 forecasts), each verified hourly to +24 h; diurnal (by hour) climatology.
+- ERSST (monthly, 2°, global ocean): train 2010-01 … 2018-12, forecasts started each month 2019-01 … 2020-02
+  (14 forecasts), each verified to +6 months (the data end 2020-08); monthly climatology.
+
+Metrics: RMSE = sqrt of the forecast-mean of the area-weighted spatial MSE; ACC = WeatherBench 2's
+*uncentred* anomaly correlation ``Σ w f'o' / sqrt(Σ w f'² Σ w o'²)`` with anomalies against the
+training-period climatology, averaged over forecasts. Area weights: cell area ``sin(upper) − sin(lower)``
+from the latitude bounds, normalised to mean 1 (≈ cos(lat)); ERSST land (NaN) cells are excluded.
+
+Writes benchmarks/results/climate_skill.{json,md,png}.
+
+    .venv/bin/python benchmarks/climate_skill.py            # full: 600 s training per dataset (~25 min)
+    .venv/bin/python benchmarks/climate_skill.py --quick    # 120 s training per dataset (≤ 8 min)
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+sys.path[:0] = [str(Path(__file__).resolve().parent), str(Path(__file__).resolve().parents[1])]
+from _common import RESULTS, write_results  # noqa: E402
+
+import gridvit  # noqa: E402
+from gridvit.evaluate import METHODS, forecast_skill  # noqa: E402
+
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+BASELINES = [m for m in METHODS if m != "gridvit"]
+LABEL = {"era5_t2m": ("ERA5 UK t2m", "h", "K"), "ersst_sst": ("ERSST v5 SST", "month", "°C")}
+TABLE_LEADS = {"era5_t2m": [1, 2, 3, 6, 12, 18, 24], "ersst_sst": [1, 2, 3, 4, 5, 6]}
+
+
+def era5(budget: float, seed: int) -> tuple[xr.Dataset, dict]:
+    """Train on 2019-03-01…24 and score 24 forecasts (every 6 h from 03-25T00) at +1…24 h."""
+    ds = xr.open_dataset(DATA / "era5_t2m_uk_2019-03.nc").load()
+    train = ds.sel(time=slice(None, "2019-03-24"))
+    t0 = time.perf_counter()
+    model = gridvit.train(train, time_budget=budget, rollout_steps=2, seed=seed, progress=False)
+    train_s = time.perf_counter() - t0
+    inits = pd.date_range("2019-03-25T00", "2019-03-30T18", freq="6h").values
+    t0 = time.perf_counter()
+    sk = forecast_skill(model, ds, variable="t2m", inits=inits, steps=24, train=train, by="hour")
+    return sk, {"train_seconds": train_s, "eval_seconds": time.perf_counter() - t0, "budget_s": budget,
+                "train_period": ["2019-03-01", "2019-03-24"], "inits": [str(inits[0])[:16], str(inits[-1])[:16]],
+                "model": model.meta()["model_config"]}
+
+
+def ersst(budget: float, seed: int) -> tuple[xr.Dataset, dict]:
+    """Train on 2010–2018 and score 14 forecasts (monthly from 2019-01) at +1…6 months."""
+    ds = xr.open_dataset(DATA / "ersst_v5_sst_2010-2020.nc").load()
+    train = ds.sel(time=slice(None, "2018-12"))
+    t0 = time.perf_counter()
+    model = gridvit.train(train, time_budget=budget, seed=seed, progress=False)
+    train_s = time.perf_counter() - t0
+    inits = ds.time.sel(time=slice("2019-01", "2020-02")).values
+    t0 = time.perf_counter()
+    sk = forecast_skill(model, ds, variable="sst", inits=inits, steps=6, train=train, by="month")
+    return sk, {"train_seconds": train_s, "eval_seconds": time.perf_counter() - t0, "budget_s": budget,
+                "train_period": ["2010-01", "2018-12"], "inits": [str(inits[0])[:7], str(inits[-1])[:7]],
+                "model": model.meta()["model_config"]}
+
+
+def as_record(sk: xr.Dataset, info: dict) -> dict:
+    """JSON-ready: per-method RMSE/ACC lists over ``lead`` plus the run information (undefined ACC: None)."""
+    return {**info, "forecasts": int(sk.attrs["forecasts"]), "lead": sk.lead.values.tolist(),
+            "rmse": {m: sk.rmse.sel(forecast=m).values.tolist() for m in METHODS},
+            "acc": {m: [None if np.isnan(v) else v for v in sk.acc.sel(forecast=m).values.tolist()] for m in METHODS}}
+
+
+def at(lead: int, unit: str) -> str:
+    """'+3 months', '+1 h'."""
+    return f"+{lead} {unit}{'s' if unit == 'month' and lead != 1 else ''}"
+
+
+def losses(rec: dict) -> list[tuple[int, str, float, float]]:
+    """Leads where some baseline's RMSE is below gridvit's: (lead, best baseline, its RMSE, gridvit's)."""
+    out = []
+    for i, lead in enumerate(rec["lead"]):
+        best = min(BASELINES, key=lambda m: rec["rmse"][m][i])
+        if rec["rmse"][best][i] < rec["rmse"]["gridvit"][i]:
+            out.append((lead, best, rec["rmse"][best][i], rec["rmse"]["gridvit"][i]))
+    return out
+
+
+def table(rec: dict, leads: list[int], unit: str) -> str:
+    """Markdown: RMSE and ACC of every method at ``leads``."""
+    head = " | ".join(f"RMSE {m}" for m in METHODS) + " | " + " | ".join(f"ACC {m}" for m in METHODS)
+    rows = [f"| lead | {head} | gridvit vs best baseline (RMSE) |", "|---|" + "---:|" * (2 * len(METHODS) + 1)]
+    for lead in leads:
+        i = rec["lead"].index(lead)
+        r = [rec["rmse"][m][i] for m in METHODS]
+        a = [rec["acc"][m][i] for m in METHODS]
+        best = min(BASELINES, key=lambda m: rec["rmse"][m][i])
+        gain = 100 * (1 - rec["rmse"]["gridvit"][i] / rec["rmse"][best][i])
+        bold = ["**{:.3f}**".format(v) if v == min(r) else f"{v:.3f}" for v in r]
+        accs = ["—" if v is None else f"{v:.3f}" for v in a]
+        rows.append(f"| {at(lead, unit)} | " + " | ".join(bold + accs) + f" | {gain:+.1f} % ({best.replace('_', ' ')}) |")
+    return "\n".join(rows)
+
+
+def loss_sentence(rec: dict, unit: str) -> str:
+    """Plain words for where gridvit loses: RMSE against every baseline, ACC against anomaly persistence."""
+    lost, n = losses(rec), len(rec["lead"])
+    units = unit + ("s" if unit == "month" else "")
+    if not lost:
+        text = "gridvit has the lowest RMSE at every lead."
+    else:
+        by = {}
+        for lead, best, _, _ in lost:
+            by.setdefault(best.replace("_", " "), []).append(f"+{lead}")
+        parts = "; ".join(f"{name} at {', '.join(ls)} {units}" for name, ls in by.items())
+        text = f"**gridvit loses** (higher RMSE) at {len(lost)} of {n} leads — beaten by {parts}."
+    acc_g, acc_a = rec["acc"]["gridvit"], rec["acc"]["anomaly_persistence"]
+    below = [f"+{lead}" for lead, g, a in zip(rec["lead"], acc_g, acc_a) if g < a]
+    if below:
+        where = "every lead" if len(below) == n else f"{len(below)} of {n} leads ({', '.join(below)} {units})"
+        text += f" On ACC gridvit is below anomaly persistence at {where}."
+    return text
+
+
+def figure(results: dict, path: Path) -> None:
+    """RMSE and ACC vs lead, one row per dataset."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(len(results), 2, figsize=(10, 3.6 * len(results)), squeeze=False)
+    style = {"gridvit": "-o", "persistence": "--", "climatology": ":", "anomaly_persistence": "-."}
+    for row, (key, rec) in zip(axes, results.items()):
+        name, unit, units = LABEL[key]
+        for m in METHODS:
+            row[0].plot(rec["lead"], rec["rmse"][m], style[m], label=m.replace("_", " "), ms=3)
+            row[1].plot(rec["lead"], np.array(rec["acc"][m], dtype=float), style[m], label=m.replace("_", " "), ms=3)
+        row[0].set(title=f"{name}: RMSE", xlabel=f"lead ({unit})", ylabel=f"area-weighted RMSE ({units})")
+        row[1].set(title=f"{name}: ACC (uncentred, vs training climatology)", xlabel=f"lead ({unit})", ylabel="ACC")
+        row[0].legend(fontsize=8)
+        for ax in row:
+            ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def markdown(results: dict, mode: str) -> str:
+    md = ["# Climate skill per lead: gridvit vs persistence, climatology, anomaly persistence", "",
+          f"Mode: {mode}. Multi-lead forecasts are autoregressive rollouts of one trained model. RMSE: "
+          "area-weighted (WeatherBench 2: sqrt of the forecast-mean of Σ w (f − o)² / Σ w). ACC: WeatherBench 2's "
+          "**uncentred** anomaly correlation Σ w f′o′ / √(Σ w f′² · Σ w o′²), anomalies against the climatology of "
+          "the **training period only** (ERA5: by hour of day; ERSST: by month), averaged over forecasts. Area "
+          "weights: cell area sin(upper) − sin(lower) from latitude bounds, mean 1 (≈ cos lat); ERSST land cells "
+          "excluded. Anomaly persistence = climatology at the valid time + the initial anomaly (the stronger "
+          "baseline). Climatology's ACC is undefined (its anomaly is zero): —. Best RMSE per lead in bold; the "
+          "last column is gridvit's RMSE gain over the best baseline (negative: gridvit loses).", "", "![skill](climate_skill.png)", ""]
+    for key, rec in results.items():
+        name, unit, units = LABEL[key]
+        md += [f"## {name} ({units}), {rec['forecasts']} forecasts from {rec['inits'][0]} to {rec['inits'][1]}, "
+               f"trained on {rec['train_period'][0]} … {rec['train_period'][1]}", "",
+               f"Training budget {rec['budget_s']:.0f} s (took {rec['train_seconds']:.0f} s); scoring took "
+               f"{rec['eval_seconds']:.0f} s.", "", table(rec, TABLE_LEADS[key], unit), "",
+               loss_sentence(rec, unit), ""]
+    return "\n".join(md)
+
+
+def headline(result: dict) -> list[dict]:
+    """Summary rows for benchmarks/README.md: gridvit vs the best baseline at short and long leads."""
+    rows = []
+    for key, leads in (("era5_t2m", (1, 6, 24)), ("ersst_sst", (1, 3, 6))):
+        rec = result.get(key)
+        if rec is None:
+            continue
+        name, unit, units = LABEL[key]
+        for lead in leads:
+            i = rec["lead"].index(lead)
+            best = min(BASELINES, key=lambda m: rec["rmse"][m][i])
+            g, b = rec["rmse"]["gridvit"][i], rec["rmse"][best][i]
+            rows.append({"result": f"{name} {at(lead, unit)}: RMSE gridvit vs best baseline",
+                         "value": f"{g:.3f} vs {b:.3f} {units} ({best.replace('_', ' ')}); ACC {rec['acc']['gridvit'][i]:.2f}",
+                         "goal": "below every baseline", "met": bool(g < b)})
+    return rows
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="120 s training per dataset (≤ 8 min in all)")
+    ap.add_argument("--era5-budget", type=float, default=None, help="training seconds (default 600, quick 120)")
+    ap.add_argument("--ersst-budget", type=float, default=None, help="training seconds (default 600, quick 120)")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--no-write", action="store_true", help="print only; leave benchmarks/results/ alone")
+    args = ap.parse_args()
+    default = 120.0 if args.quick else 600.0
+    budgets = {"era5_t2m": args.era5_budget or default, "ersst_sst": args.ersst_budget or default}
+    if not DATA.is_dir():
+        raise SystemExit(f"the real datasets are not at {DATA} (see the project README); nothing to score")
+    t0 = time.perf_counter()
+    results = {}
+    for key, run in (("era5_t2m", era5), ("ersst_sst", ersst)):
+        sk, info = run(budgets[key], args.seed)
+        results[key] = as_record(sk, info)
+        name, unit, _ = LABEL[key]
+        print(f"{name}: trained {info['train_seconds']:.0f} s, scored {info['eval_seconds']:.0f} s", flush=True)
+        print(table(results[key], TABLE_LEADS[key], unit), "\n" + loss_sentence(results[key], unit), flush=True)
+    mode = "quick" if args.quick else "full"
+    md = markdown(results, mode)
+    if not args.no_write:
+        RESULTS.mkdir(parents=True, exist_ok=True)
+        figure(results, RESULTS / "climate_skill.png")
+        write_results("climate_skill", {"mode": mode, "seed": args.seed, **results,
+                                        "seconds": time.perf_counter() - t0}, md)
+    print(f"total {time.perf_counter() - t0:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
