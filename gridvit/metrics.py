@@ -39,12 +39,21 @@ def mse_per_forecast(pred, truth, *, weights=None, valid=None) -> np.ndarray:
 
 
 def rmse(pred, truth, *, weights=None, valid=None) -> float:
-    """WeatherBench 2 RMSE: sqrt of the forecast-mean of the area-weighted spatial MSE."""
+    """WeatherBench 2 RMSE: sqrt of the forecast-mean of the area-weighted spatial MSE.
+
+    ``pred``/``truth`` (..., H, W) in the variable's units (leading dims are forecasts), ``weights`` (H, W)
+    area weights (None: equal), ``valid`` (H, W) bool cells to score (NaN cells are skipped anyway).
+    Returns a float in the variable's units.
+    """
     return float(np.sqrt(np.mean(mse_per_forecast(pred, truth, weights=weights, valid=valid))))
 
 
 def acc(pred, truth, climatology, *, weights=None, valid=None) -> float:
-    """WeatherBench 2 uncentred anomaly correlation, averaged over forecasts."""
+    """WeatherBench 2 uncentred anomaly correlation, averaged over forecasts.
+
+    ``pred``/``truth`` (..., H, W), ``climatology`` broadcastable to them (from the training period only),
+    ``weights``/``valid`` (H, W) as in :func:`rmse`. Returns a float in [-1, 1] (units "1").
+    """
     pred, truth, w, ok = _prep(pred, truth, weights, valid)
     clim = np.broadcast_to(np.asarray(climatology, dtype=np.float64), pred.shape)
     fa, oa = np.where(ok, pred - clim, 0.0), np.where(ok, truth - clim, 0.0)

@@ -62,6 +62,7 @@ class Scheme:
 
     @property
     def label(self) -> str:
+        """``"pde/scheme"``, e.g. ``"heat/ftcs"`` (used in error messages)."""
         return f"{self.pde}/{self.name}"
 
     @property

@@ -49,6 +49,7 @@ class Boundary:
 
     @property
     def periodic(self) -> bool:
+        """True for a periodic (wrap-around) boundary."""
         return self.kind == "periodic"
 
     def ghost(self, h: float) -> tuple[float, float]:
@@ -58,6 +59,7 @@ class Boundary:
         return 1.0, h * self.value
 
     def describe(self) -> str:
+        """A netCDF-storable string: ``"periodic"``, ``"dirichlet=0"``, ``"neumann=0.5"``."""
         return self.kind if self.periodic else f"{self.kind}={self.value:g}"
 
 
