@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: demo test clean
+.PHONY: demo test notebooks clean
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -15,6 +15,9 @@ demo: $(VENV)/.installed
 
 test: $(VENV)/.installed
 	$(PY) -m pytest -q
+
+notebooks: $(VENV)/.installed  # full run of notebooks/*.ipynb, outputs stored in the files (~15 min on 2 cores)
+	$(PY) notebooks/run.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info
