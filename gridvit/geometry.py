@@ -101,10 +101,6 @@ class Grid:
             periodic_x=bool(d["periodic_x"]),
         )
 
-    def same_geometry(self, other: "Grid") -> bool:
-        """True when both grids have the same kind, shape, coordinates and periodicity."""
-        return self.key == other.key
-
 
 def latitude_bounds(lat: np.ndarray) -> np.ndarray:
     """Cell bounds (H+1,) in degrees for cell-centred latitudes in any monotonic order, capped at ±90°."""
