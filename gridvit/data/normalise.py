@@ -27,6 +27,7 @@ from gridvit.data.timeaxis import CLIMATOLOGY_GROUPS, calendar_group
 
 DIVERGENCE_FACTOR = 4.0  # a forecast value this many times beyond the training extremes has diverged
 FALLBACK_BOUND = 50.0  # |normalised value| bound for model files saved without training extremes
+BLOCK_BYTES = 32 * 1024**2  # a streaming block (float64); the pass holds a few temporaries of this size
 
 
 @dataclass(eq=False)
@@ -91,12 +92,15 @@ def fit_normaliser(reader: FieldReader, spec: DataSpec, *, samples: Iterable[int
     Args:
         climatology: None (plain), ``"hour"`` or ``"month"`` (anomalies; needs ``time_values``, the (T,)
             time coordinate of the whole dataset).
+        block: time steps read at once; fewer where they would exceed ``BLOCK_BYTES`` (32 MiB) as float64,
+            so memory stays bounded however large the store (climatology sums add 2·G·C·H·W float64).
 
     Raises:
         ValueError: a channel with inf values, a channel that is NaN everywhere, or a time step at which a
             channel is NaN everywhere.
     """
     samples = list(samples)
+    block = min(block, reader.steps_within(BLOCK_BYTES))  # bounded memory on large grids
     names = spec.channel_names
     c = len(names)
     w = spec.grid.area_weights()  # (H, W), mean 1

@@ -2,7 +2,9 @@
 
 In memory, the whole dataset is stacked once into an (S, T, C, H, W) array. Lazily (dask-backed data, or
 ``in_memory=False``), each read indexes the source variables and loads only the requested time steps, so
-a store far larger than memory can be streamed; both paths return identical arrays.
+a store far larger than memory can be streamed; both paths return identical arrays. Lazy reads run dask's
+synchronous scheduler (no thread pool), so a reader works inside forked DataLoader workers and pickles
+(a lazy one as references to its files, not their values) for spawned ones.
 """
 
 from __future__ import annotations
@@ -54,5 +56,12 @@ class FieldReader:
         if self._stacked is not None:
             return self._stacked[sample, steps]  # (T, C, H, W)
         idx = steps if isinstance(steps, slice) else np.asarray(steps)
-        blocks = [np.asarray(a[sample, idx].values, dtype=np.float32) for a in self._arrays]  # C x (T, H, W)
+        # dask's threaded pool would hang in a forked DataLoader worker; a window is a few chunks anyway
+        blocks = [np.asarray(a[sample, idx].compute(scheduler="synchronous").values, dtype=np.float32)
+                  for a in self._arrays]  # C x (T, H, W)
         return np.stack(blocks, axis=1)  # (T, C, H, W)
+
+    def steps_within(self, nbytes: int) -> int:
+        """How many time steps of one sample (all channels, as float64) fit in ``nbytes``; at least 1."""
+        per_step = 8 * len(self._arrays) * self.shape[0] * self.shape[1]
+        return max(1, nbytes // per_step)
