@@ -76,8 +76,12 @@ def rows_for(path: Path) -> list[str]:
     if module is None or not hasattr(module, "headline"):
         why = "no script" if module is None else "script defines no headline()"
         return [f"| {link} | ({why}: benchmarks/{name}.py) | | | — |{tail}"]
+    try:
+        rows = module.headline(result)
+    except Exception as err:  # shown in the table (and failed by tests/test_benchmarks_readme.py), not hidden
+        return [f"| {link} | (headline() failed: {cell(type(err).__name__)}: {cell(err)}) | | | — |{tail}"]
     out = []
-    for row in module.headline(result):
+    for row in rows:
         out.append(f"| {link} | {cell(row['result'])} | {cell(row['value'])} | {cell(row.get('goal', ''))} | "
                    f"{MET[row.get('met')]} |{tail}")
     return out

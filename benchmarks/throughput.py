@@ -18,8 +18,11 @@ where its (B, h, N, N) attention matrices can fit). A child's address space is c
 ``min(24 GiB, available memory − 1 GiB)``, so a configuration that does not fit fails with an allocation
 error (recorded) instead of pushing the machine into swap or the OOM killer.
 
-    .venv/bin/python benchmarks/throughput.py            # full: 2 warm-up + 5 timed steps, adds patch 2 (~15 min)
-    .venv/bin/python benchmarks/throughput.py --quick    # 1 warm-up + 2 timed steps (≤ 6 min)
+    .venv/bin/python benchmarks/throughput.py            # full: 2 warm-up + 5 timed steps; 180×360 at patches
+                                                         # 8, 4, 3, 2 (reference: estimate only at 2) (~25 min)
+    .venv/bin/python benchmarks/throughput.py --quick    # 1 warm-up + 2 timed steps; 180×360 at 8, 4, 3
+                                                         # (reference at 8, 4) (≤ 6 min on an idle 2-core CPU)
+    .venv/bin/python benchmarks/throughput.py --quick --threads 1   # steadier on a shared machine
 """
 
 from __future__ import annotations
@@ -203,7 +206,9 @@ def markdown(result: dict) -> str:
              f"AdamW; median of {s['repeats']} timed steps after {s['warmup']} warm-up (large grid: "
              f"{s['big_repeats']} after 1). Every row ran in a fresh subprocess: peak RSS is the child's `ru_maxrss`; "
              "baseline = the same reading right after imports (Python + torch + gridvit); + training = peak − baseline. "
-             "tokens/s = batch × tokens / step time.", "",
+             "tokens/s = batch × tokens / step time. Load average (1, 5, 15 min) at start "
+             f"{result['load_average']['start']}, at end {result['load_average']['end']} on "
+             f"{os.cpu_count()} cores (other processes slow the steps; ratios share the run's conditions).", "",
              f"## Token sweep (patch 4, batch {BATCH}, global lat-lon grids)", "", head,
              *[fmt_row(r) for r in result["tokens"]], "",
              "| tokens | gridvit ÷ reference tokens/s | reference ÷ gridvit training memory |", "|---:|---:|---:|",
@@ -263,7 +268,7 @@ def main() -> None:
         args.warmup, args.repeats, args.big_repeats = 1, 2, 1
         args.big_patches = [p for p in args.big_patches if p >= 3]
         args.reference_min_patch = 4
-    t0 = time.perf_counter()
+    t0, load_start = time.perf_counter(), os.getloadavg()
     print(f"token sweep, batch {BATCH}, {args.threads} thread(s) per child", flush=True)
     rows = token_sweep(args)
     print(f"large grid {BIG_GRID[0]}×{BIG_GRID[1]}, batch 1", flush=True)
@@ -273,7 +278,8 @@ def main() -> None:
                            "warmup": args.warmup, "repeats": args.repeats, "big_repeats": args.big_repeats,
                            "threads": args.threads},
               "cap_gib": min(CAP_BYTES, available_bytes() - GIB) / GIB, "tokens": rows, "ratios": ratios(rows),
-              "big_grid": big, "seconds": time.perf_counter() - t0}
+              "big_grid": big, "seconds": time.perf_counter() - t0,
+              "load_average": {"start": [round(x, 2) for x in load_start], "end": [round(x, 2) for x in os.getloadavg()]}}
     md = markdown(result)
     print(md)
     if not args.no_write:

@@ -48,8 +48,11 @@ def test_a_changed_result_changes_the_readme(tmp_path):
     assert "9.99×" in line and "**no**" in line and "2001-02-03" in line
 
 
-def test_short_machine_and_missing_headline(tmp_path):
+def test_short_machine_missing_script_and_failing_headline(tmp_path):
     m = {"cpu": "Intel(R) Xeon(R) CPU E5-2690 v4 @ 2.60GHz", "logical_cores": 8, "torch": "2.5.0", "gpu": "H100"}
     assert make_readme.short_machine(m) == "Intel Xeon E5-2690 v4, 8 cores, torch 2.5.0, H100"
     (tmp_path / "no_such_benchmark.json").write_text(json.dumps({"date": "2020-01-01 00:00 UTC"}))
-    assert "(no script: benchmarks/no_such_benchmark.py)" in make_readme.render(tmp_path)
+    (tmp_path / "loader.json").write_text(json.dumps({"date": "2020-01-01 00:00 UTC"}))  # no "rows"
+    text = make_readme.render(tmp_path)
+    assert "(no script: benchmarks/no_such_benchmark.py)" in text
+    assert "| loader | (headline() failed: KeyError: 'rows') |" in text
