@@ -175,7 +175,7 @@ class Trainer:
             dt = self._tick()
             val, self.elapsed = self.comm.from_main([val, self.elapsed])  # the same decisions on every rank
             if bar is not None and self.epochs is None:
-                bar.update(dt)
+                _advance(bar, dt)
             self.epoch += 1
             if val < self.best_val - 1e-12:
                 self.best_val, self.bad_epochs = val, 0
@@ -227,7 +227,7 @@ class Trainer:
             if cfg.time_budget is not None and self.comm.active:
                 self.elapsed = self.comm.from_main([self.elapsed])[0]  # one clock for lr and the budget
             if bar is not None:
-                bar.update(dt if self.epochs is None else 1)
+                _advance(bar, dt if self.epochs is None else 1)
                 bar.set_postfix(epoch=self.epoch + 1, loss=f"{global_loss:.4f}", val=f"{self.best_val:.4f}")
             if cfg.time_budget is not None and self.elapsed >= cfg.time_budget:
                 break
@@ -320,3 +320,7 @@ class Trainer:
         torch.set_rng_state(state["torch_rng"])
 
 
+def _advance(bar, n: float) -> None:
+    """Advance a progress bar by ``n``, never past its total (tqdm drops a total that is passed, and the
+    time bar's format then fails); the last step of a time budget overshoots it."""
+    bar.update(max(0.0, min(n, bar.total - bar.n)))
