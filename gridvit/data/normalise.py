@@ -27,7 +27,7 @@ from gridvit.data.timeaxis import CLIMATOLOGY_GROUPS, calendar_group
 
 DIVERGENCE_FACTOR = 4.0  # a forecast value this many times beyond the training extremes has diverged
 FALLBACK_BOUND = 50.0  # |normalised value| bound for model files saved without training extremes
-BLOCK_BYTES = 32 * 1024**2  # a streaming block (float64); the pass holds a few temporaries of this size
+BLOCK_BYTES = 8 * 1024**2  # a streaming block (float64); the pass holds a few temporaries of this size
 
 
 @dataclass(eq=False)
@@ -92,7 +92,7 @@ def fit_normaliser(reader: FieldReader, spec: DataSpec, *, samples: Iterable[int
     Args:
         climatology: None (plain), ``"hour"`` or ``"month"`` (anomalies; needs ``time_values``, the (T,)
             time coordinate of the whole dataset).
-        block: time steps read at once; fewer where they would exceed ``BLOCK_BYTES`` (32 MiB) as float64,
+        block: time steps read at once; fewer where they would exceed ``BLOCK_BYTES`` (8 MiB) as float64,
             so memory stays bounded however large the store (climatology sums add 2·G·C·H·W float64).
 
     Raises:
