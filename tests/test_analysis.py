@@ -263,6 +263,15 @@ def test_wrong_step_signatures_raise_type_errors():
         analysis.effective_stencil(lambda u: u.detach().numpy(), ds, at=at)
     with pytest.raises(TypeError, match="autograd"):
         analysis.effective_stencil(lambda u: u.detach() * 2, ds, at=at)
+
+    def in_place(u):  # the graph needs y, which is then overwritten
+        y = u * 1.0
+        z = y * y
+        y.add_(1.0)
+        return z
+
+    with pytest.raises(TypeError, match="in-place"):
+        analysis.effective_stencil(in_place, ds, at=at)
     bounded, dy, dx = _heat("dirichlet")
     step = HeatFTCS(dt=1e-3, dx=dx, dy=dy, diffusivity=0.1, bc="dirichlet")
     assert analysis.effective_stencil(step, ds, at={"y": 2.0, "x": 0.5}).attrs["at_y"] < 1.0  # periodic: wraps

@@ -75,7 +75,11 @@ def effective_stencil(step: Any, ds: xr.Dataset | xr.DataArray, *, at: Any) -> x
     channels = spec.channel_names
     rows = []
     for o in range(len(channels)):
-        (g,) = torch.autograd.grad(out[:, o, r, c].sum(), u, retain_graph=o < len(channels) - 1)  # (S, C, H, W)
+        try:
+            (g,) = torch.autograd.grad(out[:, o, r, c].sum(), u, retain_graph=o < len(channels) - 1)  # (S, C, H, W)
+        except RuntimeError as err:  # e.g. in-place updates inside the step
+            raise TypeError(f"step is not differentiable by autograd ({str(err).splitlines()[0][:120]}); "
+                            "effective_stencil needs a step without in-place updates of its graph") from err
         rows.append(g.mean(0))  # (C, H, W)
     jac = torch.stack(rows).detach().numpy()  # (C_out, C_in, H, W)
     if not np.isfinite(jac).all():
