@@ -59,8 +59,11 @@ class Normaliser:
         return self.clim[calendar_group(times, self.clim_by)]
 
     def normalise(self, x: np.ndarray, times: Any = None) -> np.ndarray:
-        """(..., T, C, H, W) physical units at (T,) ``times`` -> normalised units (times: climatology mode)."""
-        return (x - self.offset(times)) / self.std[:, None, None]
+        """(..., T, C, H, W) physical units at (T,) ``times`` -> normalised units (times: climatology mode).
+
+        Computed in float32 for float32 (or integer) data — the loader's hot path — and float64 for float64."""
+        dtype = np.result_type(x.dtype, np.float32)
+        return (x - self.offset(times).astype(dtype, copy=False)) / self.std[:, None, None].astype(dtype, copy=False)
 
     def denormalise(self, z: np.ndarray, times: Any = None) -> np.ndarray:
         """(..., T, C, H, W) normalised units at (T,) ``times`` -> physical units."""
