@@ -10,17 +10,6 @@ from pathlib import Path
 from typing import Sequence
 
 
-def _open(path: str):
-    import xarray as xr
-
-    p = Path(path)
-    if not p.exists():
-        raise FileNotFoundError(f"no such file or store: {path}")
-    if p.suffix == ".zarr" or (p.is_dir() and ((p / ".zgroup").exists() or (p / "zarr.json").exists())):
-        return xr.open_zarr(p)
-    return xr.open_dataset(p)
-
-
 def _parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="gridvit", description="Distance-biased ViT surrogates for xarray grids.")
     sub = ap.add_subparsers(dest="command", required=True)
@@ -99,7 +88,7 @@ def _train(args: argparse.Namespace) -> int:
                 val_fraction=args.val_fraction, seed=args.seed, device=args.device,
                 calendar=not args.no_calendar, progress=not args.quiet, num_workers=args.num_workers,
                 activation_checkpointing=args.activation_checkpointing)
-    model = gridvit.train(_open(args.data), checkpoint_dir=out / "checkpoints", resume=args.resume, **opts)
+    model = gridvit.train(args.data, checkpoint_dir=out / "checkpoints", resume=args.resume, **opts)
     if int(os.environ.get("RANK", "0")) == 0:  # under torchrun, only rank 0 writes
         model.save(out / "model.gvt")
         print(f"saved {out / 'model.gvt'}")
@@ -110,7 +99,7 @@ def _predict(args: argparse.Namespace) -> int:
     import gridvit
 
     model = gridvit.load(args.run)
-    forecast = model.rollout(_open(args.data), steps=args.steps)
+    forecast = model.rollout(args.data, steps=args.steps)
     out = Path(args.out)
     if out.suffix == ".zarr":
         forecast.to_zarr(out, mode="w")
