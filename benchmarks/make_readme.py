@@ -1,5 +1,8 @@
 """Render benchmarks/README.md from every benchmarks/results/*.json (generated, never typed by hand).
 
+It also writes the rows that carry a goal into the project README, between the markers
+``<!-- benchmark-goals:start -->`` and ``<!-- benchmark-goals:end -->``.
+
 Each ``benchmarks/<name>.py`` that writes ``results/<name>.json`` defines ``headline(result) -> list[dict]``
 (rows ``{"result", "value", "goal", "met"}``); this script imports it and renders one table row per headline
 row, linked to ``results/<name>.md``, with a short machine description and the run's date (the JSON's
@@ -24,6 +27,8 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
 README = HERE / "README.md"
+PROJECT_README = HERE.parent / "README.md"
+START, END = "<!-- benchmark-goals:start -->", "<!-- benchmark-goals:end -->"
 MET = {True: "yes", False: "**no**", None: "—"}
 
 
@@ -64,12 +69,13 @@ def cell(text: Any) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
 
 
-def rows_for(path: Path) -> list[str]:
-    """Markdown table rows for one results file."""
+def rows_for(path: Path, *, goals_only: bool = False) -> list[str]:
+    """Markdown table rows for one results file (only the rows with a goal when ``goals_only``)."""
     name = path.stem
     result = json.loads(path.read_text())
     module = load_script(name)
-    link = f"[{name}](results/{name}.md)" if (path.parent / f"{name}.md").exists() else name
+    target = "benchmarks/results" if goals_only else "results"
+    link = f"[{name}]({target}/{name}.md)" if (path.parent / f"{name}.md").exists() else name
     if result.get("mode") == "quick":
         link += " (quick)"
     tail = f" {cell(short_machine(result.get('machine', {})))} | {run_date(result, path)} |"
@@ -82,6 +88,8 @@ def rows_for(path: Path) -> list[str]:
         return [f"| {link} | (headline() failed: {cell(type(err).__name__)}: {cell(err)}) | | | — |{tail}"]
     out = []
     for row in rows:
+        if goals_only and row.get("met") is None:
+            continue
         out.append(f"| {link} | {cell(row['result'])} | {cell(row['value'])} | {cell(row.get('goal', ''))} | "
                    f"{MET[row.get('met')]} |{tail}")
     return out
@@ -105,17 +113,29 @@ def render(results: Path = RESULTS) -> str:
     return "\n".join(lines)
 
 
+def project_readme(text: str, results: Path = RESULTS) -> str:
+    """``text`` (the project README) with the goal rows of every results file between the markers."""
+    if START not in text or END not in text:
+        raise ValueError(f"README.md lacks the markers {START} ... {END}")
+    lines = ["| benchmark | result | value | goal | met | machine | date |", "|---|---|---|---|---|---|---|"]
+    for path in sorted(results.glob("*.json")):
+        lines += rows_for(path, goals_only=True)
+    head, rest = text.split(START, 1)
+    return head + START + "\n" + "\n".join(lines) + "\n" + END + rest.split(END, 1)[1]
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--check", action="store_true", help="exit 1 if benchmarks/README.md is not up to date")
     args = ap.parse_args()
-    text = render()
+    text, project = render(), project_readme(PROJECT_README.read_text())
     if args.check:
-        stale = not README.exists() or README.read_text() != text
-        print("benchmarks/README.md is stale: run benchmarks/make_readme.py" if stale else "up to date")
+        stale = not README.exists() or README.read_text() != text or PROJECT_README.read_text() != project
+        print("benchmark tables are stale: run benchmarks/make_readme.py" if stale else "up to date")
         return int(stale)
     README.write_text(text)
-    print(f"wrote {README}")
+    PROJECT_README.write_text(project)
+    print(f"wrote {README} and the goal table in {PROJECT_README}")
     return 0
 
 

@@ -17,6 +17,19 @@ def test_readme_matches_the_result_files():
     expected = make_readme.render()
     assert (BENCH / "README.md").read_text() == expected, (
         "benchmarks/README.md is stale: run `.venv/bin/python benchmarks/make_readme.py` and commit it")
+    project = make_readme.PROJECT_README.read_text()
+    assert make_readme.project_readme(project) == project, (
+        "the goal table in README.md is stale: run `.venv/bin/python benchmarks/make_readme.py` and commit it")
+
+
+def test_project_readme_table_holds_only_scored_rows(tmp_path):
+    text = make_readme.project_readme(f"intro\n{make_readme.START}\nold\n{make_readme.END}\ntail\n")
+    table = text.split(make_readme.START)[1].split(make_readme.END)[0]
+    assert "old" not in table and text.endswith("tail\n") and "(results/" not in table
+    rows = [ln for ln in table.splitlines() if ln.startswith("| [")]
+    assert rows and all(" yes |" in ln or " **no** |" in ln for ln in rows)
+    with pytest.raises(ValueError, match="markers"):
+        make_readme.project_readme("no markers here")
 
 
 @pytest.mark.parametrize("path", sorted((BENCH / "results").glob("*.json")), ids=lambda p: p.stem)
