@@ -2,6 +2,8 @@
 statistics, and the same batches and weights as the in-memory path."""
 
 import pickle
+import platform
+import sys
 
 import numpy as np
 import pytest
@@ -83,3 +85,15 @@ def test_training_from_the_store_with_workers_matches_memory(store, one_thread):
     in_memory = gridvit.train(ds, **TINY)
     for name, value in in_memory.model.state_dict().items():
         assert torch.equal(from_store.model.state_dict()[name], value), name
+
+
+def test_lazy_reader_lets_freed_fields_go_back_to_the_system(monkeypatch):
+    from gridvit.data import reader
+
+    reader.return_freed_fields.cache_clear()
+    monkeypatch.setenv("MALLOC_MMAP_THRESHOLD_", "65536")
+    assert reader.return_freed_fields() is False  # the user's own setting wins
+    reader.return_freed_fields.cache_clear()
+    monkeypatch.delenv("MALLOC_MMAP_THRESHOLD_")
+    expected = sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc"
+    assert reader.return_freed_fields() is expected

@@ -9,6 +9,10 @@ synchronous scheduler (no thread pool), so a reader works inside forked DataLoad
 
 from __future__ import annotations
 
+import ctypes
+import os
+import sys
+from functools import cache
 from typing import Sequence
 
 import numpy as np
@@ -17,6 +21,26 @@ import xarray as xr
 from gridvit.data.spec import DataSpec, as_dataset
 
 IN_MEMORY_MAX_BYTES = 2 * 1024**3
+MMAP_THRESHOLD = 1024**2  # glibc serves allocations of at least this many bytes with mmap (lazy reads)
+
+
+@cache
+def return_freed_fields() -> bool:
+    """On Linux/glibc, let freed field-sized buffers (≥ 1 MiB) go straight back to the system.
+
+    glibc raises its mmap threshold after large frees and then keeps freed buffers in its heap, so a lazy
+    reader's per-window arrays pile up: training from a 4 GiB zarr store peaked at 1.12 GiB RSS with the
+    default and 0.74 GiB with this (``benchmarks/out_of_core.py``). Same as ``MALLOC_MMAP_THRESHOLD_=1048576``;
+    nothing is changed when that variable is set or off glibc. Returns whether the threshold was set.
+    """
+    if not sys.platform.startswith("linux") or "MALLOC_MMAP_THRESHOLD_" in os.environ:
+        return False
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return False
+    m_mmap_threshold = -3  # from <malloc.h>
+    return bool(libc.mallopt(m_mmap_threshold, MMAP_THRESHOLD))
 
 
 class FieldReader:
@@ -46,6 +70,8 @@ class FieldReader:
         self._stacked = None
         if in_memory:
             self._stacked = np.stack([np.asarray(a.values, dtype=np.float32) for a in self._arrays], axis=2)
+        else:
+            return_freed_fields()
 
     @property
     def in_memory(self) -> bool:
