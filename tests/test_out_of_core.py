@@ -97,3 +97,13 @@ def test_lazy_reader_lets_freed_fields_go_back_to_the_system(monkeypatch):
     monkeypatch.delenv("MALLOC_MMAP_THRESHOLD_")
     expected = sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc"
     assert reader.return_freed_fields() is expected
+
+
+@pytest.mark.parametrize("steps", [[3], [3, 4, 5], [2, 4, 6], [1, 2, 4], [5, 4], [7, 7]])
+def test_window_steps_index_lazily_like_the_list(steps):
+    from gridvit.data.reader import as_slice
+
+    x = np.arange(20) * 10
+    idx = as_slice(np.asarray(steps))
+    assert np.array_equal(x[idx], x[steps])
+    assert isinstance(idx, slice) == (steps in ([3], [3, 4, 5], [2, 4, 6]))

@@ -43,6 +43,17 @@ def return_freed_fields() -> bool:
     return bool(libc.mallopt(m_mmap_threshold, MMAP_THRESHOLD))
 
 
+def as_slice(steps: np.ndarray) -> slice | np.ndarray:
+    """Evenly spaced increasing ``steps`` (a window's time indices) as a slice — cheap to index lazily, where
+    a list of indices costs dask a fancy-indexing graph per read; other index arrays unchanged."""
+    if steps.ndim != 1 or len(steps) == 0:
+        return steps
+    stride = int(steps[1] - steps[0]) if len(steps) > 1 else 1
+    if stride > 0 and np.array_equal(steps, np.arange(steps[0], steps[0] + stride * len(steps), stride)):
+        return slice(int(steps[0]), int(steps[0]) + stride * (len(steps) - 1) + 1, stride)
+    return steps
+
+
 class FieldReader:
     """Reads blocks of the spec's channels: ``read(sample, steps) -> (T, C, H, W)`` float32.
 
@@ -81,7 +92,7 @@ class FieldReader:
         """Channels of ``sample`` at time indices ``steps`` -> (T, C, H, W) float32 (NaN where missing)."""
         if self._stacked is not None:
             return self._stacked[sample, steps]  # (T, C, H, W)
-        idx = steps if isinstance(steps, slice) else np.asarray(steps)
+        idx = steps if isinstance(steps, slice) else as_slice(np.asarray(steps))
         # dask's threaded pool would hang in a forked DataLoader worker; a window is a few chunks anyway
         blocks = [np.asarray(a[sample, idx].compute(scheduler="synchronous").values, dtype=np.float32)
                   for a in self._arrays]  # C x (T, H, W)
