@@ -41,6 +41,11 @@ def machine() -> dict[str, Any]:
     return info
 
 
+def load_span(start: tuple[float, float, float]) -> dict[str, list[float]]:
+    """The machine's load average (1, 5, 15 min) at ``start`` (an earlier ``os.getloadavg()``) and now."""
+    return {"start": [round(x, 2) for x in start], "end": [round(x, 2) for x in os.getloadavg()]}
+
+
 def median_time(fn: Callable[[], Any], *, warmup: int = 2, repeats: int = 7, sync: Callable[[], Any] | None = None) -> dict[str, float]:
     """Median (and min/max) wall time in seconds of ``fn()`` over ``repeats`` calls after ``warmup`` calls."""
     for _ in range(warmup):

@@ -43,7 +43,7 @@ import torch
 import xarray as xr
 
 sys.path[:0] = [str(Path(__file__).resolve().parent), str(Path(__file__).resolve().parents[1])]
-from _common import write_results  # noqa: E402
+from _common import load_span, write_results  # noqa: E402
 
 from gridvit.config import TrainConfig  # noqa: E402
 from gridvit.data import prepare  # noqa: E402
@@ -285,7 +285,7 @@ def main() -> None:
               "settings": {k: getattr(args, k) for k in ("days", "batches", "xbatcher_batches", "repeats", "steps")}
               | {"batch": BATCH, "history": HISTORY, "torch_threads": torch.get_num_threads()},
               "rows": rows, "seconds": time.perf_counter() - t0,
-              "load_average": {"start": [round(x, 2) for x in load_start], "end": [round(x, 2) for x in os.getloadavg()]}}
+              "load_average": load_span(load_start)}
     md = markdown(result)
     print(md)
     if not args.no_write:

@@ -46,7 +46,7 @@ import numpy as np
 import torch
 
 sys.path[:0] = [str(Path(__file__).resolve().parent), str(Path(__file__).resolve().parents[1])]
-from _common import machine, median_time, write_results  # noqa: E402
+from _common import load_span, machine, median_time, write_results  # noqa: E402
 
 import gridvit.solvers as gs  # noqa: E402
 from gridvit.solvers import pypde  # noqa: E402
@@ -444,7 +444,7 @@ def main() -> None:
                     if (r["case"], r["n"], r["batch"]) == (case.name, n, b):
                         print(f"    {r['impl']:8s} {_fmt(r.get('us_per_step'), '10.1f')} µs/step {r.get('skipped', '')}", flush=True)
     seconds = time.perf_counter() - t_start
-    load = {"start": [round(x, 2) for x in load_start], "end": [round(x, 2) for x in os.getloadavg()]}
+    load = load_span(load_start)
     md, goals = markdown(rows, bandwidth, sizes, seconds, load)
     print(md)
     if not args.quick and not args.cases:

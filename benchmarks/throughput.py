@@ -40,7 +40,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE), str(HERE.parent)]
 import torch  # noqa: E402
-from _common import write_results  # noqa: E402
+from _common import load_span, write_results  # noqa: E402
 from attention_bias import CHANNELS, DEPTH, DIM, HEADS, HISTORY, RefViT, global_grid, make_step  # noqa: E402
 
 from gridvit.model import GridViT, ModelConfig  # noqa: E402
@@ -279,7 +279,7 @@ def main() -> None:
                            "threads": args.threads},
               "cap_gib": min(CAP_BYTES, available_bytes() - GIB) / GIB, "tokens": rows, "ratios": ratios(rows),
               "big_grid": big, "seconds": time.perf_counter() - t0,
-              "load_average": {"start": [round(x, 2) for x in load_start], "end": [round(x, 2) for x in os.getloadavg()]}}
+              "load_average": load_span(load_start)}
     md = markdown(result)
     print(md)
     if not args.no_write:
