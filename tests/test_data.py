@@ -9,7 +9,7 @@ import pytest
 import torch
 import xarray as xr
 
-from gridvit.data import describe, make_splits, make_windows, prepare, to_dataset
+from gridvit.data import describe, make_splits, make_windows, open_data, prepare, to_dataset
 from gridvit.data.reader import FieldReader
 from gridvit.examples import toy_climate
 
@@ -236,6 +236,19 @@ def test_lazy_zarr_batches_equal_in_memory_batches(tmp_path, zarr_format):
     eager = prepare(ds, history=2, rollout=2)
     assert not lazy.reader.in_memory and eager.reader.in_memory
     np.testing.assert_allclose(lazy.normaliser.mean, eager.normaliser.mean, rtol=1e-10)
+    for a, b in zip(lazy.loader(batch_size=4, shuffle=True, seed=3), eager.loader(batch_size=4, shuffle=True, seed=3)):
+        for k in ("x", "y", "valid", "start"):
+            assert torch.equal(a[k], b[k]), k
+
+
+def test_zarr_path_opens_without_dask_and_reads_like_memory(tmp_path):
+    ds = toy_climate(n_time=20, shape=(16, 32), seed=1)
+    path = tmp_path / "toy.zarr"
+    ds.chunk({"time": 4}).to_zarr(path, consolidated=False)
+    assert open_data(path)["t2m"].chunks is None  # lazily indexed, no dask graph per read
+    lazy = prepare(str(path), history=2, lead=2, in_memory=False)  # lead 2: windows read as strided slices
+    eager = prepare(ds, history=2, lead=2)
+    assert not lazy.reader.in_memory
     for a, b in zip(lazy.loader(batch_size=4, shuffle=True, seed=3), eager.loader(batch_size=4, shuffle=True, seed=3)):
         for k in ("x", "y", "valid", "start"):
             assert torch.equal(a[k], b[k]), k

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import errno
 import os
+import warnings
 from pathlib import Path
 
 import xarray as xr
@@ -47,7 +48,10 @@ def open_data(path: PathLike) -> xr.Dataset:
                                     "file, a zarr store folder, or an xarray Dataset/DataArray)", str(p))
     try:
         if is_zarr(p):
-            return xr.open_zarr(p, consolidated=None, chunks=None)
+            with warnings.catch_warnings():  # consolidated=None already means "use it when there"
+                warnings.filterwarnings("ignore", "Failed to open Zarr store with consolidated metadata",
+                                        RuntimeWarning)
+                return xr.open_zarr(p, consolidated=None, chunks=None)
         _check_classic_netcdf(p)
         return xr.open_dataset(p)
     except DataFileError:
