@@ -77,8 +77,9 @@ def _start(ctx, folder: Path, epochs: int, n_time: int, progress: Path):
 
 
 def _wait_first_epoch(proc, progress: Path, timeout: float = 300.0) -> None:
+    """Until the child starts an epoch, or ends cleanly with none left (resumed from a finished run)."""
     t0 = time.perf_counter()
-    while "start" not in _lines(progress):
+    while not {"start", "done"} & set(_lines(progress)):
         if not proc.is_alive() or time.perf_counter() - t0 > timeout:
             raise RuntimeError(f"training child exited ({proc.exitcode}) or stalled before its first epoch")
         time.sleep(0.002)
@@ -142,10 +143,11 @@ def kill_cycle(workdir: Path, *, kills: int, epochs: int, n_time: int = 96, seed
         state = check_folder(dirty)
         saved = state["epoch"] or 0
         done = "done" in lines
+        current = started[-1] if started else saved  # no epoch started: the run had already finished
         records.append({
             "kill": k + 1, "delay_s": round(delay, 3), "exitcode": proc.exitcode, "finished_before_kill": done,
-            "epoch_in_progress": started[-1], "checkpoint_epoch": state["epoch"],
-            "lost_checkpoint": saved < started[-1], "epochs_lost": 0 if done else started[-1] + 1 - saved,
+            "epoch_in_progress": current, "checkpoint_epoch": state["epoch"],
+            "lost_checkpoint": saved < current, "epochs_lost": 0 if done else current + 1 - saved,
             "corrupt": state["corrupt"], "temp_files": state["temp_files"], "checked": state["checked"],
         })
     lines, _ = run_to_end(ctx, dirty, epochs, n_time, progress)
@@ -155,7 +157,7 @@ def kill_cycle(workdir: Path, *, kills: int, epochs: int, n_time: int = 96, seed
     diff = max(float((a[n] - b[n]).abs().max()) for n in a)
     return {"kills": records, "epochs": epochs, "seconds_per_epoch": per_epoch, "final_epoch": final["epoch"],
             "final_corrupt": final["corrupt"], "final_temp_files": final["temp_files"],
-            "final_resumed_from": _started(lines)[0], "max_abs_weight_diff_vs_uninterrupted": diff}
+            "final_resumed_from": (_started(lines) or [final["epoch"]])[0], "max_abs_weight_diff_vs_uninterrupted": diff}
 
 
 def summary(result: dict[str, Any]) -> dict[str, int]:
