@@ -167,7 +167,11 @@ def ssprk3(rhs: Callable[[torch.Tensor], torch.Tensor], u: torch.Tensor, dt: flo
     """One step of the three-stage, third-order strong-stability-preserving Runge–Kutta (Shu–Osher).
 
     ``u1 = u + dt L(u)``; ``u2 = 3/4 u + 1/4 (u1 + dt L(u1))``; ``u' = 1/3 u + 2/3 (u2 + dt L(u2))``.
+    Stages update in place unless autograd records the step (then out of place, so it is differentiable).
     """
     u1 = torch.add(u, rhs(u), alpha=dt)  # (B, C, H, W)
+    if torch.is_grad_enabled() and u1.requires_grad:
+        u2 = (u1 + dt * rhs(u1)) * 0.25 + 0.75 * u
+        return (u2 + dt * rhs(u2)) * (2.0 / 3.0) + u * (1.0 / 3.0)
     u2 = u1.add_(rhs(u1), alpha=dt).mul_(0.25).add_(u, alpha=0.75)
     return u2.add_(rhs(u2), alpha=dt).mul_(2.0 / 3.0).add_(u, alpha=1.0 / 3.0)

@@ -57,9 +57,9 @@ def jacobian_central(psi: torch.Tensor, omega: torch.Tensor, spacing: tuple[floa
     """J++: ``(ψ_E - ψ_W)(ω_N - ω_S) - (ψ_N - ψ_S)(ω_E - ω_W)`` over ``4 dx dy``, periodic; (B, C, H, W)."""
     dy, dx = spacing
     p, w = pad(psi, PERIODIC, spacing), pad(omega, PERIODIC, spacing)  # (B, C, H+2, W+2)
-    j = (shifted(p, 0, 1) - shifted(p, 0, -1)).mul_(shifted(w, 1, 0) - shifted(w, -1, 0))
-    j.sub_((shifted(p, 1, 0) - shifted(p, -1, 0)).mul_(shifted(w, 0, 1) - shifted(w, 0, -1)))
-    return j.mul_(1.0 / (4 * dx * dy))
+    j = (shifted(p, 0, 1) - shifted(p, 0, -1)) * (shifted(w, 1, 0) - shifted(w, -1, 0))
+    j = j - (shifted(p, 1, 0) - shifted(p, -1, 0)) * (shifted(w, 0, 1) - shifted(w, 0, -1))
+    return j * (1.0 / (4 * dx * dy))
 
 
 def jacobian_arakawa(psi: torch.Tensor, omega: torch.Tensor, spacing: tuple[float, float]) -> torch.Tensor:
@@ -75,13 +75,14 @@ def jacobian_arakawa(psi: torch.Tensor, omega: torch.Tensor, spacing: tuple[floa
     we, ww, wn, ws = s(w, 0, 1), s(w, 0, -1), s(w, 1, 0), s(w, -1, 0)
     wne, wnw, wse, wsw = s(w, 1, 1), s(w, 1, -1), s(w, -1, 1), s(w, -1, -1)
     pne, pnw, pse, psw = s(p, 1, 1), s(p, 1, -1), s(p, -1, 1), s(p, -1, -1)
+    # out of place throughout, so autograd can differentiate it
     # J++
-    j = (pe - pw).mul_(wn - ws).sub_((pn - ps).mul_(we - ww))
+    jpp = (pe - pw) * (wn - ws) - (pn - ps) * (we - ww)
     # J+x: ψ_E(ω_NE - ω_SE) - ψ_W(ω_NW - ω_SW) - ψ_N(ω_NE - ω_NW) + ψ_S(ω_SE - ω_SW)
-    j.add_(pe * (wne - wse)).sub_(pw * (wnw - wsw)).sub_(pn * (wne - wnw)).add_(ps * (wse - wsw))
+    jpx = pe * (wne - wse) - pw * (wnw - wsw) - pn * (wne - wnw) + ps * (wse - wsw)
     # Jx+: ω_N(ψ_NE - ψ_NW) - ω_S(ψ_SE - ψ_SW) - ω_E(ψ_NE - ψ_SE) + ω_W(ψ_NW - ψ_SW)
-    j.add_(wn * (pne - pnw)).sub_(ws * (pse - psw)).sub_(we * (pne - pse)).add_(ww * (pnw - psw))
-    return j.mul_(1.0 / (12 * dx * dy))
+    jxp = wn * (pne - pnw) - ws * (pse - psw) - we * (pne - pse) + ww * (pnw - psw)
+    return (jpp + jpx + jxp) * (1.0 / (12 * dx * dy))
 
 
 JACOBIANS = {"arakawa": jacobian_arakawa, "central": jacobian_central}
@@ -138,7 +139,7 @@ class _NavierStokes(Scheme):
     def rhs(self, omega: torch.Tensor) -> torch.Tensor:
         """``J(ψ, ω) + ν ∇²ω - μ ω + f`` for (B, 1, H, W) -> (B, 1, H, W)."""
         psi = self.streamfunction(omega)
-        r = JACOBIANS[self.name](psi, omega, self.spacing)
+        r = JACOBIANS[self.name](psi, omega, self.spacing)  # a fresh tensor: the in-place adds keep autograd
         if self.viscosity:
             r.add_(laplacian(omega, self.bcs, self.spacing), alpha=self.viscosity)
         if self.drag:
