@@ -1,5 +1,8 @@
-"""The pure helpers behind benchmarks/surrogate_vs_stencil.py: the equal-error speed ratio users quote."""
+"""benchmarks/surrogate_vs_stencil.py: the equal-error speed ratio users quote, the headline rule, the data
+cache, the coarse scheme under the learned correction, the peer FNO and a smoke run end to end."""
 
+import functools
+from dataclasses import replace
 import importlib.util
 import math
 import sys
@@ -7,12 +10,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "surrogate_vs_stencil.py"
 spec = importlib.util.spec_from_file_location("surrogate_vs_stencil", SCRIPT)
 svs = importlib.util.module_from_spec(spec)
 sys.modules[spec.name] = svs  # dataclasses look their module up there
 spec.loader.exec_module(svs)
+data_module = sys.modules["_surrogate_data"]  # imported by the script from benchmarks/
 
 
 def test_pareto_front_drops_dominated_and_unstable_points():
@@ -62,15 +67,113 @@ def test_resample_is_exact_for_band_limited_cell_centred_fields():
     np.testing.assert_allclose(svs.resample(fine, (32, 32)), field(32, 32), atol=1e-12)
 
 
-def _payload(ratios):
-    rows = [{"T": 0.1 * (k + 1), "ratio": r, "status": s} for k, (r, s) in enumerate(ratios)]
-    return {"cases": {"burgers": {"comparison": rows}}}
+def _row(model, t, err, ratio, status="interpolated"):
+    return {"model": model, "T": t, "surrogate_nrmse": err, "ratio": ratio, "status": status}
 
 
-def test_headline_goal_ignores_points_without_an_equal_error_match():
-    rows = svs.headline(_payload([(9.0, "less_accurate"), (3.0, "interpolated")]))
-    assert rows[-1]["met"] is False and rows[-1]["value"].startswith("3×")
-    assert "n/a" in rows[0]["value"] and "3×" in rows[0]["value"]
-    rows = svs.headline(_payload([(6.0, "interpolated"), (2.0, "more_accurate")]))
-    assert rows[-1]["met"] is True and rows[-1]["value"].startswith("6×")
-    assert "≥ 2×" in rows[0]["value"]
+def _payload(rows, coarse=None):
+    res = {"comparison": rows}
+    if coarse is not None:
+        res["coarse"] = coarse
+    return {"cases": {"burgers": res}}
+
+
+def test_headline_counts_only_useful_points_at_equal_error():
+    rows = svs.headline(_payload([_row("pure", 0.5, 0.3, 20.0), _row("corrected", 0.5, 0.04, 6.0),
+                                  _row("peer", 0.5, 0.05, 9.0, "less_accurate")]))
+    best = next(r for r in rows if r["result"].startswith("best equal-error"))
+    assert best["met"] is True and best["value"].startswith("6×") and "learned correction" in best["value"]
+    rows = svs.headline(_payload([_row("pure", 0.5, 0.3, 20.0), _row("corrected", 0.5, 0.09, 3.0)]))
+    best = next(r for r in rows if r["result"].startswith("best equal-error"))
+    assert best["met"] is False and best["value"].startswith("3×")
+    rows = svs.headline(_payload([_row("pure", 0.5, 0.3, 20.0)]))
+    best = next(r for r in rows if r["result"].startswith("best equal-error"))
+    assert best["met"] is False and best["value"].startswith("none")
+    assert "n/a" not in rows[0]["value"] and "20×" in rows[0]["value"]  # every point stays in the PDE row
+
+
+def test_headline_reads_results_written_before_the_three_surrogates():
+    old = [{"T": 0.5, "surrogate_nrmse": 0.08, "ratio": 7.0, "status": "more_accurate"},
+           {"T": 1.0, "surrogate_nrmse": 0.2, "ratio": 2.0, "status": "less_accurate"}]
+    rows = svs.headline(_payload(old))
+    assert rows[0]["value"].startswith("pure: ") and "≥ 7×" in rows[0]["value"] and "n/a" in rows[0]["value"]
+    best = next(r for r in rows if r["result"].startswith("best equal-error"))
+    assert best["met"] is True and "gridvit (pure)" in best["value"]
+    accuracy = next(r for r in rows if r["result"].startswith("burgers: best gridvit"))
+    assert accuracy["met"] is False and "T=0.5: 0.08 (pure)" in accuracy["value"]
+
+
+def test_goal_rows_for_accuracy_peer_and_correction():
+    rows = [_row("pure", 0.5, 0.06, 1.0), _row("pure", 1.0, 0.2, 1.0),
+            _row("corrected", 0.5, 0.04, 1.0), _row("corrected", 1.0, 0.09, 1.0),
+            _row("peer", 0.5, 0.05, 1.0), _row("peer", 1.0, 0.3, 1.0)]
+    coarse = {"scheme": "upwind", "grid": 32, "k": 7, "nrmse": [0.2, 0.18]}
+    out = {r["result"]: r for r in svs.headline(_payload(rows, coarse))}
+    accuracy = out["burgers: best gridvit nRMSE (pure or corrected)"]
+    assert accuracy["met"] is True and "T=0.5: 0.04 (corrected)" in accuracy["value"]
+    peer = next(r for k, r in out.items() if "FNO" in k)
+    assert peer["met"] is False and "T=0.5 0.06 vs 0.05" in peer["value"]  # pure loses to the peer at T=0.5
+    correction = next(r for k, r in out.items() if k.startswith("learned correction"))
+    assert correction["met"] is True and "5×" in correction["value"] and "2×" in correction["value"]
+    coarse["nrmse"] = [0.2, 0.17]  # 1.89× at T = 1: below the 2× goal
+    correction = next(r for r in svs.headline(_payload(rows, coarse)) if r["result"].startswith("learned"))
+    assert correction["met"] is False
+
+
+TINY = svs.Case("heat", 1.0, {"diffusivity": 0.01}, {"k_max": 2.0}, "spectral", 0.02, (1, 2), 2, ("ftcs",),
+                {"patch": 4, "dim": 16, "depth": 1, "heads": 2})
+
+
+def test_cached_trajectories_are_reused_and_regenerated_when_the_case_changes(tmp_path, monkeypatch):
+    calls = []
+    real = data_module.reference
+    monkeypatch.setattr(data_module, "reference", lambda *a, **k: calls.append(1) or real(*a, **k))
+    get = functools.partial(svs.trajectories, grid=8, fine=2, samples=2, steps=2, seed=1, device="cpu",
+                            cache=tmp_path)
+    first, info = get(TINY)
+    assert first.shape == (2, 3, 1, 8, 8) and not info["cached"] and len(calls) == 1
+    again, info2 = get(TINY)
+    assert info2["cached"] and info2["key"] == info["key"] and len(calls) == 1  # loaded, not recomputed
+    np.testing.assert_array_equal(again, first)
+    changed = replace(TINY, params={"diffusivity": 0.02})
+    other, info3 = get(changed)
+    assert not info3["cached"] and info3["key"] != info["key"] and len(calls) == 2
+    assert not np.allclose(other[:, -1], first[:, -1])  # more diffusion: really another trajectory
+    _, info4 = get.func(TINY, grid=8, fine=2, samples=3, steps=2, seed=1, device="cpu", cache=tmp_path)
+    assert not info4["cached"] and len(calls) == 3  # a changed preset too
+    assert len(list(tmp_path.glob("*.npz"))) == 3 and not list(tmp_path.glob("*.tmp*"))
+
+
+def test_coarse_scheme_skips_an_unstable_candidate():
+    case = replace(svs.CASES["burgers"], coarse=("central", "upwind"), train_steps=6)
+    traj, _ = svs.trajectories(case, grid=16, fine=2, samples=3, steps=6, seed=1, device="cpu", cache=None)
+    scheme, k, record = svs.coarse_scheme(case, 16, traj, "cpu")
+    assert k > 1 and record["scheme"] == "upwind" and scheme.name == "upwind" and scheme.dt == pytest.approx(case.step / k)
+    central = next(c for c in record["candidates"] if c["scheme"] == "central")
+    assert central["stable"] is False  # central differences blow up at this cell Reynolds number
+    states = torch.tensor(traj.reshape(-1, 2, 16, 16))
+    assert scheme.cfl(states) <= 0.9 * scheme.cfl_limit + 1e-9 < scheme.with_dt(case.step / (k - 1)).cfl(states)
+
+
+def test_peer_fno_trains_and_steps_in_physical_units():
+    pytest.importorskip("neuralop")
+    import _peer_fno
+
+    traj = np.random.default_rng(0).normal(3.0, 2.0, size=(4, 5, 2, 16, 16)).astype(np.float32)
+    x, y = _peer_fno.windows(traj, rollout=2)
+    assert x.shape == (4 * 3, 2, 16, 16) and y.shape == (4 * 3, 2, 2, 16, 16)
+    np.testing.assert_array_equal(y[1, 0], traj[0, 2])
+    step, info = _peer_fno.train_fno(traj, budget=1.0, rollout=2, device="cpu")
+    assert info["epochs"] >= 1 and 0.5e6 < info["parameters"] < 0.7e6
+    with torch.no_grad():
+        out = step(torch.tensor(traj[:, 0]))
+    assert out.shape == (4, 2, 16, 16) and abs(float(out.mean()) - 3.0) < 1.5  # denormalised
+
+
+def test_smoke_run_end_to_end(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(svs, "trajectories", functools.partial(svs.trajectories, cache=tmp_path))
+    svs.main(["--smoke", "--pdes", "heat", "--budget", "1", "--repeats", "1"])
+    out = capsys.readouterr().out
+    assert "## nRMSE per PDE and horizon" in out and "| heat | 0.04 |" in out and "bare coarse: " in out
+    assert "best equal-error speed ratio, surrogate points with nRMSE ≤ 0.1" in out
+    assert len(list(tmp_path.glob("heat-*.npz"))) == 2  # test and training data, cached
