@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from typing import Any
 
-from gridvit.model.config import BIAS_MODES
+from gridvit.model.config import BIAS_MODES, DECODERS
 
 
 @dataclass
@@ -18,8 +18,14 @@ class TrainConfig:
     Args:
         variables: variables to model (default: all with time and both spatial dims).
         history: input steps T. lead: saved steps per model step. rollout_steps: unrolled steps in the loss.
+        pushforward: detach each unrolled step's input from the previous prediction (Brandstetter et al.
+            2022); False backpropagates through the whole unroll. None: True for pure surrogates, False for
+            learned corrections (solver in the loop, Um et al. 2020).
         patch: patch side P (``None``: the smallest giving at most ~1100 tokens).
-        dim, depth, heads, mlp_ratio, bias: the ViT (see :class:`gridvit.model.ModelConfig`).
+        input_noise: standard deviation (normalised units) of Gaussian noise added to the training inputs,
+            so the model learns to correct the small errors a rollout feeds back (Sanchez-Gonzalez et al.
+            2020); 0 turns it off. Validation sees clean inputs.
+        dim, depth, heads, mlp_ratio, bias, decoder: the ViT (see :class:`gridvit.model.ModelConfig`).
         epochs: passes over the training windows; time_budget: seconds of training (whichever ends first;
             neither given → 20 epochs).
         batch_size, lr, weight_decay, warmup, grad_clip: AdamW with linear warm-up (fraction of training)
@@ -44,12 +50,15 @@ class TrainConfig:
     history: int = 2
     lead: int = 1
     rollout_steps: int = 1
+    pushforward: bool | None = None
+    input_noise: float = 0.0
     patch: int | None = None
     dim: int = 128
     depth: int = 4
     heads: int = 4
     mlp_ratio: float = 4.0
     bias: str = "alibi"
+    decoder: str = "linear"
     epochs: int | None = None
     time_budget: float | None = None
     batch_size: int = 8
@@ -77,6 +86,8 @@ class TrainConfig:
                 _positive_int(name, getattr(self, name))
         if isinstance(self.num_workers, bool) or not isinstance(self.num_workers, int) or self.num_workers < 0:
             raise ValueError(f"num_workers must be an int >= 0, got {self.num_workers!r}")
+        if self.pushforward is not None and not isinstance(self.pushforward, bool):
+            raise TypeError(f"pushforward must be True, False or None, got {self.pushforward!r}")
         if not isinstance(self.activation_checkpointing, bool):
             raise TypeError(f"activation_checkpointing must be True or False, got {self.activation_checkpointing!r}")
         if self.time_budget is not None and not (_number(self.time_budget) and self.time_budget > 0):
@@ -92,6 +103,10 @@ class TrainConfig:
             raise ValueError(f"val_fraction must be in [0, 1), got {self.val_fraction!r}")
         if self.climatology not in ("auto", "hour", "month", None):
             raise ValueError(f"climatology must be 'auto', 'hour', 'month' or None, got {self.climatology!r}")
+        if not (_number(self.input_noise) and self.input_noise >= 0):
+            raise ValueError(f"input_noise must be >= 0, got {self.input_noise!r}")
+        if self.decoder not in DECODERS:
+            raise ValueError(f"decoder must be one of {DECODERS}, got {self.decoder!r}")
         if self.bias not in BIAS_MODES:
             raise ValueError(f"bias must be one of {BIAS_MODES}, got {self.bias!r}")
         if self.device not in ("auto", "cpu", "cuda") and not str(self.device).startswith("cuda:"):

@@ -23,6 +23,8 @@ from gridvit.data.normalise import DIVERGENCE_FACTOR
 from gridvit.data.spec import as_dataset
 from gridvit.forcings import calendar_channels
 from gridvit.model import GridViT, ModelConfig
+from gridvit.model.correction import SolverStep
+from gridvit.solvers.registry import scheme_from_dict, scheme_to_dict
 
 
 class RolloutDivergedError(RuntimeError):
@@ -48,12 +50,15 @@ class Surrogate:
         config: the :class:`TrainConfig` it was trained with.
         spec: the training data's layout (:class:`gridvit.data.DataSpec`).
         normaliser: channel means/stds and the valid-cell mask.
+        solver: for a learned correction, the classical step ``S^k`` whose result the network corrects
+            (:class:`gridvit.model.correction.SolverStep`); None for a pure surrogate.
     """
 
     def __init__(self, model: GridViT, *, config: TrainConfig, spec: DataSpec, normaliser: Normaliser,
                  static: np.ndarray | None = None, static_names: tuple[str, ...] = (),
-                 forcing_names: tuple[str, ...] = ()):
+                 forcing_names: tuple[str, ...] = (), solver: SolverStep | None = None):
         self.model, self.config, self.spec, self.normaliser = model, config, spec, normaliser
+        self.solver = solver
         self.static_names, self.forcing_names = tuple(static_names), tuple(forcing_names)
         self.static = None if static is None else torch.as_tensor(np.asarray(static, np.float32))
         self._valid = torch.as_tensor(normaliser.valid)
@@ -68,10 +73,14 @@ class Surrogate:
     def inputs(self, states: torch.Tensor, times: Any) -> torch.Tensor:
         """Model inputs (B, T*C + E, H, W): states (B, T*C, H, W), then static, then calendar channels.
 
-        ``times`` (B,) are the times of the last input state (used for calendar channels).
+        With a solver, ``S^k`` of the last state follows the states as one more state (B, C, H, W), so the
+        network's residual base is the classical prediction. ``times`` (B,) are the times of the last input
+        state (used for calendar channels).
         """
         parts = [states]
-        b = states.shape[0]
+        b, c = states.shape[0], len(self.spec.channels)
+        if self.solver is not None:
+            parts.append(self.solver(states[:, -c:]).to(states.dtype))  # (B, C, H, W)
         if self.static is not None:
             parts.append(self.static.to(states)[None].expand(b, -1, -1, -1))  # (B, E_s, H, W)
         if self.forcing_names:
@@ -232,9 +241,12 @@ class Surrogate:
 
     def meta(self) -> dict[str, Any]:
         """JSON-able description: configs, data layout, statistics, channel names."""
+        solver = None if self.solver is None else {"scheme": scheme_to_dict(self.solver.scheme),
+                                                     "substeps": self.solver.substeps}
         return {"train_config": asdict(self.config), "model_config": asdict(self.model.cfg),
                 "spec": self.spec.to_dict(), "normaliser": self.normaliser.to_dict(),
-                "static_names": list(self.static_names), "forcing_names": list(self.forcing_names)}
+                "static_names": list(self.static_names), "forcing_names": list(self.forcing_names),
+                "solver": solver}
 
     def save(self, path: str | Path) -> Path:
         """Write one safetensors file (weights + JSON header); atomic."""
@@ -257,10 +269,27 @@ class Surrogate:
         if state:
             model.load_state_dict(state)
         clim, static = tensors.get("climatology"), tensors.get("static")
+        normaliser = Normaliser.from_dict(meta["normaliser"], None if clim is None else clim.numpy())
         return cls(model, config=TrainConfig(**meta["train_config"]), spec=DataSpec.from_dict(meta["spec"]),
-                   normaliser=Normaliser.from_dict(meta["normaliser"], None if clim is None else clim.numpy()),
-                   static=None if static is None else static.numpy(),
-                   static_names=tuple(meta["static_names"]), forcing_names=tuple(meta["forcing_names"]))
+                   normaliser=normaliser, static=None if static is None else static.numpy(),
+                   static_names=tuple(meta["static_names"]), forcing_names=tuple(meta["forcing_names"]),
+                   solver=_solver_from_meta(meta.get("solver"), normaliser))
+
+
+def _solver_from_meta(d: Any, normaliser: Normaliser) -> SolverStep | None:
+    """The learned correction's classical step from a model file's ``solver`` entry (None: a pure surrogate).
+
+    The scheme is rebuilt by :func:`gridvit.solvers.registry.scheme_from_dict` (shipped classes only, their
+    parameters validated); anything else raises ValueError.
+    """
+    if d is None:
+        return None
+    if not isinstance(d, dict) or set(d) != {"scheme", "substeps"}:
+        raise ValueError(f"the solver entry must be {{'scheme': ..., 'substeps': k}}, got {str(d)[:120]}")
+    k = d["substeps"]
+    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= 1_000_000:
+        raise ValueError(f"solver substeps must be an int in [1, 1e6], got {k!r}")
+    return SolverStep(scheme_from_dict(d["scheme"]), k, normaliser.mean, normaliser.std)
 
 
 def _grid_difference(got: DataSpec, want: DataSpec) -> str:

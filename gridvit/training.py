@@ -2,7 +2,8 @@
 
 The loop: AdamW, linear warm-up then cosine decay (by step when ``epochs`` is set, by elapsed time under a
 ``time_budget``), gradient clipping, an area-weighted masked MSE in normalised units, unrolled multi-step
-loss (pushforward: each step's input is the detached previous prediction), validation each epoch with early
+loss (pushforward: each step's input is the detached previous prediction; with a solver, by default the
+loss backpropagates through every unrolled step, solver included), validation each epoch with early
 stopping (the best weights are kept), and an atomic checkpoint each epoch that ``resume=True`` continues.
 
 Under ``torchrun`` (see :mod:`gridvit.distributed`) every process runs this loop on its share of each
@@ -32,6 +33,7 @@ from gridvit.distributed import Comm, detect, local_batch_size, process_group, r
 from gridvit.forcings import calendar_names
 from gridvit.metrics import weighted_mse_loss
 from gridvit.model import GridViT, ModelConfig
+from gridvit.model.correction import SolverStep, substeps_for
 from gridvit.patches import patch_grid_shape
 from gridvit.surrogate import Surrogate
 
@@ -49,13 +51,19 @@ def auto_patch(shape: tuple[int, int], max_tokens: int = MAX_TOKENS) -> int:
 
 
 def train(data: xr.Dataset | xr.DataArray, *, dims: Mapping[str, Any] | None = None, periodic: Any = None,
-          static: xr.Dataset | xr.DataArray | None = None, checkpoint_dir: str | Path | None = None,
-          resume: bool = False, distributed: bool | None = None, **options: Any) -> Surrogate:
+          static: xr.Dataset | xr.DataArray | None = None, solver: Any = None,
+          checkpoint_dir: str | Path | None = None, resume: bool = False, distributed: bool | None = None,
+          **options: Any) -> Surrogate:
     """Train a surrogate on ``data`` and return it.
 
     Args:
         data: Dataset or named DataArray with time and two spatial dims (optionally ``sample`` and levels).
         dims, periodic: see :func:`gridvit.data.describe`. static: extra (y, x) input fields.
+        solver: a :mod:`gridvit.solvers` scheme built for the data's grid, for a **learned correction**: the
+            model step becomes ``u_next = S^k(u) + f_θ(u, S^k(u))`` with ``k = lead·Δt_data / solver.dt``
+            (a whole number), trained through the scheme with autograd (the unrolled loss backpropagates
+            through every step unless ``pushforward=True``). Saved in the model file as data (class and
+            parameters). None: a pure surrogate.
         checkpoint_dir: folder for an atomic checkpoint each epoch (``last.pt``) and the final ``model.gvt``.
         resume: continue from ``checkpoint_dir/last.pt`` when it exists (under torchrun: on a filesystem
             every node sees).
@@ -85,7 +93,7 @@ def train(data: xr.Dataset | xr.DataArray, *, dims: Mapping[str, Any] | None = N
         if len(prep.windows("train")) == 0:
             raise ValueError("the training split holds no complete window; give more time steps or lower "
                              "val_fraction")
-        sur = build_surrogate(prep, cfg)
+        sur = build_surrogate(prep, cfg, solver=solver)
         Trainer(sur, prep, cfg, checkpoint_dir=checkpoint_dir, resume=resume, comm=comm).run()
         if checkpoint_dir is not None and comm.is_main:
             sur.save(Path(checkpoint_dir) / "model.gvt")
@@ -93,16 +101,24 @@ def train(data: xr.Dataset | xr.DataArray, *, dims: Mapping[str, Any] | None = N
     return sur
 
 
-def build_surrogate(prep: Prepared, cfg: TrainConfig) -> Surrogate:
-    """An untrained (persistence-initialised) surrogate for ``prep``, seeded by ``cfg.seed``."""
+def build_surrogate(prep: Prepared, cfg: TrainConfig, *, solver: Any = None) -> Surrogate:
+    """An untrained surrogate for ``prep``, seeded by ``cfg.seed``: persistence, or with a ``solver`` (a
+    scheme, see :func:`train`) the bare scheme's ``S^k``."""
     forcings = calendar_names(prep.spec.time) if cfg.calendar else ()
     n_static = 0 if prep.static is None else prep.static.shape[0]
-    mcfg = ModelConfig(history=cfg.history, channels=len(prep.spec.channels), extra_channels=n_static + len(forcings),
+    step = None
+    if solver is not None:
+        if prep.normaliser.clim is not None:
+            raise ValueError("a solver works on plain mean/std normalisation; pass climatology=None")
+        k = substeps_for(solver, prep.spec, lead=cfg.lead, channels=len(prep.spec.channels))
+        step = SolverStep(solver, k, prep.normaliser.mean, prep.normaliser.std)
+    history = cfg.history + (step is not None)  # S^k(u) enters as one more (the last) input state
+    mcfg = ModelConfig(history=history, channels=len(prep.spec.channels), extra_channels=n_static + len(forcings),
                        patch=cfg.patch or auto_patch(prep.spec.grid.shape), dim=cfg.dim, depth=cfg.depth,
-                       heads=cfg.heads, mlp_ratio=cfg.mlp_ratio, bias=cfg.bias)
+                       heads=cfg.heads, mlp_ratio=cfg.mlp_ratio, bias=cfg.bias, decoder=cfg.decoder)
     torch.manual_seed(cfg.seed)
     return Surrogate(GridViT(mcfg), config=cfg, spec=prep.spec, normaliser=prep.normaliser, static=prep.static,
-                     static_names=prep.static_names, forcing_names=forcings)
+                     static_names=prep.static_names, forcing_names=forcings, solver=step)
 
 
 class Trainer:
@@ -251,15 +267,20 @@ class Trainer:
         return (valid * self.weights).sum(dim=(0, 2, 3, 4))
 
     def _loss(self, batch: dict[str, Any], share: torch.Tensor | None = None, steps: int | None = None) -> torch.Tensor:
-        """Mean over unrolled steps of the area-weighted masked MSE (pushforward: inputs detached).
+        """Mean over unrolled steps of the area-weighted masked MSE (pushforward: inputs detached, see
+        ``TrainConfig.pushforward``).
 
         ``share`` (K,): this rank's fraction of each step's weight total in a batch split over ranks; the
         shares' weighted MSEs sum over ranks to the whole batch's (default: the whole batch is here).
         """
         c = len(self.prep.spec.channels)
         states = batch["x"].to(self.device)  # (B, T*C, H, W)
+        if self.cfg.input_noise and self.sur.model.training:
+            valid = self.valid.repeat(self.cfg.history, 1, 1)  # (T*C, H, W)
+            states = states + self.cfg.input_noise * torch.randn_like(states) * valid
         y, valid = batch["y"].to(self.device), batch["valid"].to(self.device)  # (B, K, C, H, W)
         k_steps = steps or y.shape[1]
+        detach = self.cfg.pushforward if self.cfg.pushforward is not None else self.sur.solver is None
         loss = torch.zeros((), device=self.device)
         for k in range(k_steps):
             with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
@@ -267,7 +288,7 @@ class Trainer:
             pred = out.float() * self.valid  # (B, C, H, W), masked cells 0 as in Surrogate.forward
             mse = weighted_mse_loss(pred, y[:, k], valid[:, k], self.weights)
             loss = loss + (mse if share is None else mse * share[k]) / k_steps
-            states = torch.cat([states[:, c:], pred.detach()], dim=1)
+            states = torch.cat([states[:, c:], pred.detach() if detach else pred], dim=1)
         return loss
 
     @torch.no_grad()

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 BIAS_MODES = ("alibi", "learnable", "none")
 ATTENTION_IMPLS = ("sdpa", "flex")
+DECODERS = ("linear", "conv")
 
 
 @dataclass
@@ -32,6 +33,10 @@ class ModelConfig:
         abs_pos_embed: add a learned absolute position embedding (off by default: it breaks the
             translation/rotation equivariance the distance bias gives, and ties weights to ``pos_grid``).
         pos_grid: (nh, nw) patch grid the absolute embedding is sized for; other grids interpolate it.
+        decoder: ``"linear"`` (each patch decoded from its own token by one linear map) or ``"conv"`` (the
+            head emits ``decoder_width`` features per cell, refined by two 3×3 convolutions across patch
+            borders: no patch seams; see :mod:`gridvit.model.decoder`).
+        decoder_width: F, features per cell of the conv decoder.
         attention: ``"sdpa"`` (``F.scaled_dot_product_attention``, every device) or ``"flex"``
             (FlexAttention ``score_mod`` on CUDA; SDPA elsewhere, as FlexAttention has no CPU backward).
     """
@@ -51,9 +56,11 @@ class ModelConfig:
     abs_pos_embed: bool = False
     pos_grid: tuple[int, int] | None = None
     attention: str = "sdpa"
+    decoder: str = "linear"
+    decoder_width: int = 32
 
     def __post_init__(self) -> None:
-        for name in ("history", "channels", "patch", "dim", "depth", "heads"):
+        for name in ("history", "channels", "patch", "dim", "depth", "heads", "decoder_width"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"ModelConfig.{name} must be a positive int, got {value!r}")
@@ -65,6 +72,8 @@ class ModelConfig:
             raise ValueError(f"ModelConfig.mlp_ratio must be > 0, got {self.mlp_ratio!r}")
         if self.bias not in BIAS_MODES:
             raise ValueError(f"ModelConfig.bias must be one of {BIAS_MODES}, got {self.bias!r}")
+        if self.decoder not in DECODERS:
+            raise ValueError(f"ModelConfig.decoder must be one of {DECODERS}, got {self.decoder!r}")
         if self.attention not in ATTENTION_IMPLS:
             raise ValueError(f"ModelConfig.attention must be one of {ATTENTION_IMPLS}, got {self.attention!r}")
         if not 0 < self.slope_min <= self.slope_max:

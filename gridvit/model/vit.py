@@ -6,6 +6,7 @@ N patches, D width, h heads)::
     x (B, T*C + E, H, W) -> finite -> pad + patchify (B, N, P*P*(T*C+E)) -> embed (B, N, D)
       -> depth × [x + attn(LN(x), bias (1, h, N, N)); x + mlp(LN(x))] -> LN -> head (B, N, P*P*C)
       -> unpatchify + crop (B, C, H, W) = delta;  output = last state + delta
+    decoder="conv": head (B, N, P*P*F) -> unpatchify (B, F, H, W) -> 2 × conv 3×3 (B, C, H, W) = delta
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from gridvit.geometry import Grid
 from gridvit.model.attention import Attention
 from gridvit.model.bias import DistanceBias
 from gridvit.model.config import ModelConfig
+from gridvit.model.decoder import ConvRefine
 from gridvit.patches import check_patch, patch_grid_shape, patchify, unpatchify
 
 
@@ -83,7 +85,9 @@ class GridViT(nn.Module):
             Block(d, cfg.heads, cfg.mlp_ratio, impl=cfg.attention) for _ in range(cfg.depth)
         )
         self.norm = nn.LayerNorm(d)
-        self.head = nn.Linear(d, p * p * cfg.channels)
+        conv = cfg.decoder == "conv"
+        self.head = nn.Linear(d, p * p * (cfg.decoder_width if conv else cfg.channels))
+        self.refine = ConvRefine(cfg.decoder_width, cfg.channels) if conv else None
         self.distance_bias = DistanceBias(
             heads=cfg.heads,
             layers=cfg.depth,
@@ -95,7 +99,8 @@ class GridViT(nn.Module):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        """Truncated-normal (std 0.02) linear weights, zero biases, unit LayerNorms, zero head."""
+        """Truncated-normal (std 0.02) linear weights, zero biases, unit LayerNorms, zero last layer (the
+        head, or the conv decoder's last convolution)."""
         for m in self.modules():
             if isinstance(m, nn.Linear):
                 nn.init.trunc_normal_(m.weight, std=0.02)
@@ -105,8 +110,9 @@ class GridViT(nn.Module):
                 nn.init.zeros_(m.bias)
         if self.pos_embed is not None:
             nn.init.trunc_normal_(self.pos_embed, std=0.02)
-        nn.init.zeros_(self.head.weight)  # untrained model = persistence
-        nn.init.zeros_(self.head.bias)
+        last = self.head if self.refine is None else self.refine.conv2
+        nn.init.zeros_(last.weight)  # untrained model = persistence
+        nn.init.zeros_(last.bias)
 
     def forward(
         self, x: torch.Tensor, grid: Grid, *, return_attention: bool = False
@@ -143,8 +149,10 @@ class GridViT(nn.Module):
                 z, weights = block(z, bias, need_weights=return_attention)  # (B, N, D)
             if return_attention:
                 attention.append(weights)  # (B, h, N, N)
-        delta = self.head(self.norm(z))  # (B, N, P*P*C)
-        y = last + unpatchify(delta, cfg.patch, (h, w)).to(last.dtype)  # (B, C, H, W)
+        delta = unpatchify(self.head(self.norm(z)), cfg.patch, (h, w))  # (B, C or F, H, W)
+        if self.refine is not None:
+            delta = self.refine(delta, grid.periodic)  # (B, C, H, W), mixed across patch borders
+        y = last + delta.to(last.dtype)  # (B, C, H, W)
         return (y, attention) if return_attention else y
 
     def _pos_embed(self, patch_grid: tuple[int, int]) -> torch.Tensor:

@@ -1,0 +1,37 @@
+"""The convolutional refinement of the decoder: patch outputs that see their neighbours (no patch seams).
+
+A linear head decodes each patch from its own token alone, so predicted increments jump at patch borders.
+With ``decoder="conv"`` the head instead emits F features per cell (pixel shuffle: (B, N, P·P·F) ->
+(B, F, H, W)) and two 3×3 convolutions mix them across patch borders into the C output channels, padded as
+the grid continues: wrapped along periodic axes, edge-repeated along bounded ones.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def pad_grid(x: torch.Tensor, periodic: tuple[bool, bool], n: int = 1) -> torch.Tensor:
+    """Pad (B, C, H, W) by ``n`` cells on every side: wrap along periodic axes, repeat the edge otherwise."""
+    for dim, wrap in ((-2, periodic[0]), (-1, periodic[1])):
+        size = x.shape[dim]
+        idx = torch.arange(-n, size + n, device=x.device)
+        idx = idx % size if wrap else idx.clamp(0, size - 1)
+        x = x.index_select(dim, idx)
+    return x  # (B, C, H+2n, W+2n)
+
+
+class ConvRefine(nn.Module):
+    """Two 3×3 convolutions with a GELU between: (B, F, H, W) -> (B, C, H, W); the last is zero-initialised
+    by :meth:`GridViT.reset_parameters`, so an untrained model is still persistence."""
+
+    def __init__(self, width: int, channels: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(width, width, 3)
+        self.conv2 = nn.Conv2d(width, channels, 3)
+
+    def forward(self, x: torch.Tensor, periodic: tuple[bool, bool]) -> torch.Tensor:
+        x = F.gelu(self.conv1(pad_grid(x, periodic)))  # (B, F, H, W)
+        return self.conv2(pad_grid(x, periodic))  # (B, C, H, W)

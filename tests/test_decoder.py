@@ -1,0 +1,57 @@
+"""The conv decoder: persistence at initialisation, padding as the grid continues, no patch seams."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from gridvit.geometry import Grid
+from gridvit.model import GridViT, ModelConfig
+from gridvit.model.decoder import pad_grid
+
+
+def _plane(h: int, w: int, periodic: bool = True) -> Grid:
+    return Grid("plane", np.arange(h) + 0.5, np.arange(w) + 0.5, periodic_y=periodic, periodic_x=periodic)
+
+
+def test_pad_grid_wraps_periodic_axes_and_repeats_bounded_edges():
+    x = torch.arange(12.0).reshape(1, 1, 3, 4)
+    p = pad_grid(x, (False, True))  # (1, 1, 5, 6)
+    assert p.shape == (1, 1, 5, 6)
+    torch.testing.assert_close(p[0, 0, 1:-1, 0], x[0, 0, :, -1])  # x wraps
+    torch.testing.assert_close(p[0, 0, 1:-1, -1], x[0, 0, :, 0])
+    torch.testing.assert_close(p[0, 0, 0, 1:-1], x[0, 0, 0])  # y repeats its edge row
+    torch.testing.assert_close(p[0, 0, -1, 1:-1], x[0, 0, -1])
+
+
+def test_conv_decoder_starts_as_persistence_and_learns_across_patch_borders():
+    cfg = ModelConfig(history=2, channels=2, patch=4, dim=32, depth=1, heads=2, decoder="conv", decoder_width=8)
+    torch.manual_seed(0)
+    model = GridViT(cfg)
+    x = torch.randn(3, 4, 12, 16)
+    out = model(x, _plane(12, 16))
+    torch.testing.assert_close(out, x[:, 2:4])  # zero last conv: the last state
+    torch.nn.init.normal_(model.refine.conv2.weight, std=0.1)
+    probe = torch.zeros(1, 4, 12, 16, requires_grad=True)
+    model(probe, _plane(12, 16))[0, 0, 5, 3].backward()  # a cell at the right border of patch column 0
+    reach = probe.grad.abs().sum(dim=(0, 1)) > 0  # (H, W) cells that influence it
+    assert reach[5, 4:].any()  # the neighbouring patch column reaches it through the convolutions
+
+
+def test_conv_decoder_runs_on_odd_grids_and_is_translation_equivariant_on_a_torus():
+    cfg = ModelConfig(history=1, channels=1, patch=1, dim=16, depth=1, heads=2, decoder="conv", decoder_width=4)
+    torch.manual_seed(1)
+    model = GridViT(cfg)
+    torch.nn.init.normal_(model.refine.conv2.weight, std=0.1)
+    x = torch.randn(2, 1, 7, 9)
+    grid = _plane(7, 9)
+    shifted = model(torch.roll(x, (2, 3), dims=(-2, -1)), grid)
+    torch.testing.assert_close(shifted, torch.roll(model(x, grid), (2, 3), dims=(-2, -1)), atol=1e-5, rtol=1e-5)
+
+
+def test_bad_decoder_is_refused():
+    with pytest.raises(ValueError, match="decoder"):
+        ModelConfig(decoder="pixelshuffle")
+    with pytest.raises(ValueError, match="decoder_width"):
+        ModelConfig(decoder="conv", decoder_width=0)
