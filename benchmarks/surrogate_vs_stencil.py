@@ -23,8 +23,8 @@ For each PDE (heat, 2-D viscous Burgers, 2-D Navier–Stokes in vorticity form, 
   (the full setting adds 3×), from the restricted initial state; explicit schemes at 0.9 and 0.45 of their
   stability limit (a fixed dt from the test initial states' CFL rate), unconditionally stable ones
   (Crank–Nicolson, spectral) at 1 and 4 steps per surrogate step; each at its fastest shipped
-  implementation: ``scheme(u)`` step by step (which takes gridvit's fastest CPU path by itself) and, on
-  CUDA, ``scheme.run(u, steps)`` (graph-captured) where the scheme has it. Their states at each horizon are
+  implementation: ``scheme.run(u, steps)`` where the scheme has it (a loop of fused compiled steps on the
+  CPU, a replayed CUDA graph on GPUs), else ``scheme(u)`` step by step. Their states at each horizon are
   resampled spectrally to ``N²``. A candidate that blows up or exceeds its CFL limit is kept in the JSON as
   unstable and left off the front.
 - **Surrogates** (``_surrogate_models.py``), one step Δt = many CFL steps of the coarse scheme, history 1,
@@ -68,6 +68,7 @@ Settings (``--help`` lists the overrides):
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import sys
 
@@ -87,9 +88,9 @@ import torch  # noqa: E402
 
 sys.path[:0] = [str(Path(__file__).resolve().parent), str(Path(__file__).resolve().parents[1])]
 from _common import RESULTS, load_span, write_results  # noqa: E402
-from _surrogate_data import initial_states, resample, trajectories  # noqa: E402, F401  (resample: tests)
+from _surrogate_data import advance, initial_states, resample, trajectories  # noqa: E402
 from _surrogate_models import coarse_scheme, train_all  # noqa: E402
-from _surrogate_report import USEFUL, counts, headline, markdown, plot, verdict  # noqa: E402, F401  (headline: make_readme)
+from _surrogate_report import USEFUL, counts, headline, markdown, plot, verdict  # noqa: E402
 
 NAME = "surrogate_vs_stencil"
 
@@ -216,17 +217,13 @@ Advance = Callable[[torch.Tensor, int], torch.Tensor]
 
 
 def advancer(step: Callable[[torch.Tensor], torch.Tensor], device: str) -> tuple[Advance, str]:
-    """``advance(u, n)``: ``n`` steps of ``step``, by its graph-captured ``run`` on CUDA where it has one;
-    and the name of the implementation used."""
-    if device.startswith("cuda") and hasattr(step, "run"):
-        return step.run, "scheme.run (CUDA graph)"
-
-    def advance(u: torch.Tensor, n: int) -> torch.Tensor:
-        for _ in range(n):
-            u = step(u)
-        return u
-
-    return advance, "scheme(u) per step" if hasattr(step, "cfl_limit") else "step(u) per step"
+    """``advance(u, n)`` for ``step`` (see :func:`_surrogate_data.advance`) and the name of the implementation."""
+    if hasattr(step, "run"):
+        where = " (CUDA graph)" if device.startswith("cuda") else " (fused)" if getattr(step, "has_fused", False) else ""
+        label = f"scheme.run{where}"
+    else:
+        label = "scheme(u) per step" if hasattr(step, "cfl_limit") else "step(u) per step"
+    return functools.partial(advance, step), label
 
 
 def run_to_horizons(advance: Advance, u0: torch.Tensor, substeps: int, horizons: tuple[int, ...], *,
