@@ -40,7 +40,8 @@ def verdict(pde: str, row: dict[str, Any]) -> str:
                else f"the surrogate is {r:.3g}× faster there but less accurate")
         return (f"{at}: nRMSE {row['surrogate_nrmse']:.3g}, less accurate than every classical point; against "
                 f"the cheapest one {how} — the surrogate loses.")
-    useless = "" if row["surrogate_nrmse"] <= USEFUL else f" (nRMSE {row['surrogate_nrmse']:.3g} > {USEFUL:g}: not counted)"
+    err = row["surrogate_nrmse"]
+    useless = "" if err <= USEFUL else f" (nRMSE {err:.3g} > {USEFUL:g}: not counted)"
     if row["status"] == "more_accurate":
         return (f"{at}: more accurate than every classical candidate and at least {r:.3g}× faster than the most "
                 f"accurate one{useless}.")
@@ -246,8 +247,8 @@ def costs(payload: dict[str, Any]) -> list[str]:
     for pde, res in payload["cases"].items():
         for c in res["coarse"]["candidates"]:
             chosen = " (chosen)" if c["scheme"] == res["coarse"]["scheme"] else ""
-            lines.append(f"| {pde} | {c['scheme']}{chosen} | {c['k']} | {c['dt']:.3g} | {'yes' if c['stable'] else 'no'} | "
-                         f"{c['seconds']:.3g} |")
+            stable = "yes" if c["stable"] else "no"
+            lines.append(f"| {pde} | {c['scheme']}{chosen} | {c['k']} | {c['dt']:.3g} | {stable} | {c['seconds']:.3g} |")
     return lines
 
 

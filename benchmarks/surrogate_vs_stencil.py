@@ -219,8 +219,8 @@ Advance = Callable[[torch.Tensor, int], torch.Tensor]
 def advancer(step: Callable[[torch.Tensor], torch.Tensor], device: str) -> tuple[Advance, str]:
     """``advance(u, n)`` for ``step`` (see :func:`_surrogate_data.advance`) and the name of the implementation."""
     if hasattr(step, "run"):
-        where = " (CUDA graph)" if device.startswith("cuda") else " (fused)" if getattr(step, "has_fused", False) else ""
-        label = f"scheme.run{where}"
+        fused = " (fused)" if getattr(step, "has_fused", False) else ""
+        label = "scheme.run" + (" (CUDA graph)" if device.startswith("cuda") else fused)
     else:
         label = "scheme(u) per step" if hasattr(step, "cfl_limit") else "step(u) per step"
     return functools.partial(advance, step), label
