@@ -443,7 +443,7 @@ def main(argv: list[str] | None = None) -> None:
                 "budget_s": st.budget, "threads": args.threads, "device": args.device, "dtype": "float32",
                 "safeties": list(SAFETIES), "substeps": list(SUBSTEPS), "useful_nrmse": USEFUL,
                 "load_average": load_span(load_start)}  # other work on the machine, start/end
-    payload = {"settings": settings, "cases": cases}
+    payload = {"mode": preset, "settings": settings, "cases": cases}  # mode: make_readme marks quick runs
     md = markdown(payload)
     if st.write:
         write_results(NAME, payload, md)
