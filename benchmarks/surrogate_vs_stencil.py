@@ -55,14 +55,16 @@ Settings (``--help`` lists the overrides):
 - ``--quick``: N = 32 (reference 128²), 16 test and 256 training trajectories, 20 s (heat) and 120 s
   (Burgers, Navier–Stokes) of training per surrogate, 3 timing repeats: about 16 min on a quiet 2-core CPU
   with the data cached, plus about 6 min to generate them once (``--quick --data-only``).
-- default (full; for one GPU, ``--device cuda``): N = 64 (reference 256²), 32 test and 512 training
-  trajectories, 15 s (heat) and 45 s of training per surrogate, resolutions up to 3×, 5 repeats: ≤ 8 min
-  on one H100 from an empty cache.
+- default (full; for one GPU, ``--device cuda``): N = 64 (reference 256²), 32 test and 256 training
+  trajectories, 10 s (heat) and 40 s (Burgers, Navier–Stokes) of training per surrogate (4.5 min in all),
+  models twice as wide, resolutions up to 3×, 5 repeats: about 7 min on one H100 from an empty cache
+  (data about 1.5 min, classical candidates about 1 min).
 - ``--smoke``: N = 16, seconds of everything, for development; prints, writes nothing.
 
     .venv/bin/python benchmarks/surrogate_vs_stencil.py --quick --data-only  # fill the cache (once)
     .venv/bin/python benchmarks/surrogate_vs_stencil.py --quick              # CPU, writes benchmarks/results/
     .venv/bin/python benchmarks/surrogate_vs_stencil.py --device cuda        # the full setting on one GPU
+    # (it rewrites benchmarks/results/surrogate_vs_stencil.*: copy them away to keep the quick CPU results)
 """
 
 from __future__ import annotations
@@ -201,7 +203,7 @@ class Settings:
 PRESETS = {
     "quick": Settings(32, 4, 16, 256, {"heat": 20.0, "burgers": 120.0, "navier_stokes": 120.0},
                       (0.5, 1.0, 1.25, 1.5, 2.0), 3),
-    "full": Settings(64, 4, 32, 512, {"heat": 15.0, "burgers": 45.0, "navier_stokes": 45.0},
+    "full": Settings(64, 4, 32, 256, {"heat": 10.0, "burgers": 40.0, "navier_stokes": 40.0},
                      (0.5, 1.0, 1.25, 1.5, 2.0, 3.0), 5, model_scale=2),
     "smoke": Settings(16, 2, 4, 6, {"heat": 2.0, "burgers": 3.0, "navier_stokes": 3.0}, (1.0, 2.0), 1,
                       write=False),
@@ -396,7 +398,7 @@ def run_case(case: Case, st: Settings, device: str, sync: Callable[[], Any], bud
 
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog="Full setting (default): "
-                                 "64² evaluation grid, 256² reference, 512 training trajectories, meant for "
+                                 "64² evaluation grid, 256² reference, 256 training trajectories, meant for "
                                  "--device cuda (≤ 8 min on one GPU). See the module docstring.")
     mode = ap.add_mutually_exclusive_group()
     mode.add_argument("--quick", action="store_true", help="32² grid, ~16 min on a 2-core CPU once the data are "
