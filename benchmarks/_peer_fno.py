@@ -4,10 +4,12 @@
 embedding; about 0.6 M parameters for two channels) as a residual one-step map in normalised units,
 ``next = u + FNO(u)``, trained the way ``gridvit.train`` trains the pure surrogate so that only the
 network differs: the same trajectories, the same sample split (the last ``val_fraction`` of the samples
-validate), per-channel mean/std normalisation from the training split, ``rollout_steps`` unrolled MSE with
-each step's input the detached previous prediction, AdamW (lr 1e-3, weight decay 1e-4) with 5 % linear
+validate), per-channel mean/std normalisation from the training split, the pure surrogate's ``rollout_steps``
+unrolled MSE, ``pushforward`` (each step's input the detached previous prediction, or backpropagation
+through the unroll) and ``input_noise``, AdamW (lr 1e-3, weight decay 1e-4) with 5 % linear
 warm-up then cosine decay over the time budget, gradient clipping at 1, batch 8, validation every epoch
-with early stopping (best weights kept), wall-clock budget including validation.
+with early stopping (best weights kept), wall-clock budget including validation; float32 on every device
+(gridvit trains under bf16 autocast on CUDA; neuraloperator's spectral layers are kept in full precision).
 
 neuraloperator is an optional dependency (the ``bench`` extra); :func:`available` says whether it imports.
 """
@@ -45,9 +47,11 @@ def windows(traj: np.ndarray, rollout: int) -> tuple[np.ndarray, np.ndarray]:
     return x, y.reshape(s * m, rollout, c, h, w)
 
 
-def train_fno(traj: np.ndarray, *, budget: float, rollout: int, device: str, seed: int = 0,
-              val_fraction: float = 0.1, patience: int = 20) -> tuple[Callable[[torch.Tensor], torch.Tensor], dict]:
-    """Train the residual FNO on (S, T, C, H, W) trajectories for ``budget`` seconds.
+def train_fno(traj: np.ndarray, *, budget: float, rollout: int, device: str, pushforward: bool = True,
+              input_noise: float = 0.0, seed: int = 0, val_fraction: float = 0.1,
+              patience: int = 20) -> tuple[Callable[[torch.Tensor], torch.Tensor], dict]:
+    """Train the residual FNO on (S, T, C, H, W) trajectories for ``budget`` seconds (``rollout``,
+    ``pushforward``, ``input_noise``, ``val_fraction``, ``patience``: as ``gridvit.train``'s options).
 
     Returns:
         ``step(u: (B, C, H, W)) -> (B, C, H, W)`` in physical units (the solvers' signature), and
@@ -78,10 +82,13 @@ def train_fno(traj: np.ndarray, *, budget: float, rollout: int, device: str, see
             for group in opt.param_groups:
                 group["lr"] = lr
             u, loss = x[idx], 0.0
-            for k in range(rollout):  # pushforward: each step's input is the detached previous prediction
+            if input_noise:
+                u = u + input_noise * torch.randn_like(u)
+            for k in range(rollout):
                 u = u + net(u)  # (B, C, H, W)
                 loss = loss + torch.mean((u - y[idx, k]) ** 2) / rollout
-                u = u.detach()
+                if pushforward:
+                    u = u.detach()
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(net.parameters(), CLIP)

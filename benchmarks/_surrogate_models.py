@@ -108,9 +108,10 @@ def train_all(case: Any, st: Any, traj: np.ndarray, scheme: Any, device: str,
             if reason is not None:
                 out[model] = (None, {"skipped": reason})
                 continue
-            step, info = train_fno(traj, budget=budget, rollout=options.get("rollout_steps", 1), device=device,
-                                   patience=PATIENCE)
-            info["model"] = {"modes": 16, "width": 32, "rollout_steps": options.get("rollout_steps", 1)}
+            recipe = {"rollout": options.get("rollout_steps", 1), "input_noise": options.get("input_noise", 0.0),
+                      "pushforward": options.get("pushforward") is not False}  # the pure model's (None: True)
+            step, info = train_fno(traj, budget=budget, device=device, patience=PATIENCE, **recipe)
+            info["model"] = {"modes": 16, "width": 32, **recipe}
         else:
             # a fresh copy: constants the scheme cached under inference_mode cannot enter autograd
             extra = {"solver": scheme.with_dt(scheme.dt)} if model == "corrected" else {}
