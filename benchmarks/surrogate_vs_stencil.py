@@ -70,7 +70,6 @@ Settings (``--help`` lists the overrides):
 from __future__ import annotations
 
 import argparse
-import functools
 import os
 import sys
 
@@ -91,6 +90,7 @@ import torch  # noqa: E402
 sys.path[:0] = [str(Path(__file__).resolve().parent), str(Path(__file__).resolve().parents[1])]
 from _common import RESULTS, load_span, write_results  # noqa: E402
 from _surrogate_data import advance, initial_states, resample, trajectories  # noqa: E402
+from _surrogate_data import as_dataset, reference  # noqa: E402, F401  (re-exported: surrogate_ablation.py)
 from _surrogate_models import coarse_scheme, train_all  # noqa: E402
 from _surrogate_report import USEFUL, counts, headline, markdown, plot, verdict  # noqa: E402
 
@@ -215,36 +215,34 @@ TEST_SEED, TRAIN_SEED = 2, 1
 
 # --- timing a stepper to every horizon ---------------------------------------------------------------
 
-Advance = Callable[[torch.Tensor, int], torch.Tensor]
-
-
-def advancer(step: Callable[[torch.Tensor], torch.Tensor], device: str) -> tuple[Advance, str]:
-    """``advance(u, n)`` for ``step`` (see :func:`_surrogate_data.advance`) and the name of the implementation."""
+def implementation(step: Callable[[torch.Tensor], torch.Tensor], device: str) -> str:
+    """How :func:`_surrogate_data.advance` runs ``step``: the scheme's multi-step ``run`` (fused CPU loop, CUDA
+    graph) where it has one, else step by step."""
     if hasattr(step, "run"):
         fused = " (fused)" if getattr(step, "has_fused", False) else ""
-        label = "scheme.run" + (" (CUDA graph)" if device.startswith("cuda") else fused)
-    else:
-        label = "scheme(u) per step" if hasattr(step, "cfl_limit") else "step(u) per step"
-    return functools.partial(advance, step), label
+        return "scheme.run" + (" (CUDA graph)" if device.startswith("cuda") else fused)
+    return "scheme(u) per step" if hasattr(step, "cfl_limit") else "step(u) per step"
 
 
-def run_to_horizons(advance: Advance, u0: torch.Tensor, substeps: int, horizons: tuple[int, ...], *,
-                    repeats: int, sync: Callable[[], Any] | None = None) -> tuple[list[np.ndarray], list[float]]:
-    """Advance u0 (B, C, H, W) by ``substeps`` steps per surrogate step up to every horizon.
+def run_to_horizons(step: Callable[[torch.Tensor], torch.Tensor], u0: torch.Tensor, substeps: int,
+                    horizons: tuple[int, ...], *, repeats: int, sync: Callable[[], Any] | None = None
+                    ) -> tuple[list[np.ndarray], list[float]]:
+    """Advance u0 (B, C, H, W) by ``substeps`` steps of ``step`` per surrogate step up to every horizon (by
+    :func:`_surrogate_data.advance`: a scheme's ``run`` where it has one).
 
     Returns the (B, C, H, W) states at the horizons and the median cumulative wall time to each (seconds,
     over ``repeats`` runs after a warm-up of one surrogate step).
     """
     sync = sync or (lambda: None)
     with torch.inference_mode():
-        advance(u0, substeps)  # warm-up: caches (FFT multipliers, attention bias, graphs), allocator
+        advance(step, u0, substeps)  # warm-up: caches (FFT multipliers, attention bias, graphs), allocator
         runs = []
         for _ in range(repeats):
             u, done, marks, states = u0, 0, [], []
             sync()
             start = time.perf_counter()
             for h in horizons:
-                u = advance(u, (h - done) * substeps)
+                u = advance(step, u, (h - done) * substeps)
                 done = h
                 sync()
                 marks.append(time.perf_counter() - start)
@@ -289,17 +287,17 @@ def classical_points(case: Case, u0_fine: np.ndarray, ref: np.ndarray, st: Setti
                                   **case.params)
             for label, m in candidate_steps(probe, u0, case.step):
                 scheme = probe.with_dt(case.step / m)
-                advance, impl = advancer(scheme, device)
-                states, _ = run_to_horizons(advance, u0, m, case.horizons, repeats=1, sync=sync)
+                states, _ = run_to_horizons(scheme, u0, m, case.horizons, repeats=1, sync=sync)
                 cfl = [scheme.cfl(torch.as_tensor(s)) for s in states] if np.isfinite(states[-1]).all() else [math.inf]
                 stable = max(cfl) <= scheme.cfl_limit * (1 + 1e-9)
                 times = [math.inf] * len(case.horizons)
                 if stable:
-                    states, times = run_to_horizons(advance, u0, m, case.horizons, repeats=st.repeats, sync=sync)
+                    states, times = run_to_horizons(scheme, u0, m, case.horizons, repeats=st.repeats, sync=sync)
                 errors = [nrmse(resample(s, (st.grid, st.grid)), ref[:, h]) for s, h in zip(states, case.horizons)]
                 points.append({"scheme": name, "grid": n, "factor": factor, "step": label, "substeps": m,
                                "dt": scheme.dt, "max_cfl": max(cfl), "stable": stable, "time_s": times,
-                               "nrmse": errors if stable else [math.inf] * len(errors), "implementation": impl})
+                               "nrmse": errors if stable else [math.inf] * len(errors),
+                               "implementation": implementation(scheme, device)})
                 print(f"  {case.pde}/{name} {n}² {label} (dt {scheme.dt:.3g}): nRMSE "
                       + " ".join(f"{e:.3g}" for e in points[-1]["nrmse"]) + "; s "
                       + " ".join(f"{t:.3g}" for t in times),
@@ -326,10 +324,9 @@ def surrogate_points(case: Case, st: Settings, ref: np.ndarray, device: str, syn
     x0 = torch.tensor(ref[:, 0], dtype=torch.float32, device=device)  # (B, C, N, N)
 
     def evaluate(step: Callable[[torch.Tensor], torch.Tensor], substeps: int) -> dict[str, Any]:
-        advance, impl = advancer(step, device)
-        states, times = run_to_horizons(advance, x0, substeps, case.horizons, repeats=st.repeats, sync=sync)
+        states, times = run_to_horizons(step, x0, substeps, case.horizons, repeats=st.repeats, sync=sync)
         return {"nrmse": [nrmse(s, ref[:, h]) for s, h in zip(states, case.horizons)], "time_s": times,
-                "implementation": impl}
+                "implementation": implementation(step, device)}
 
     coarse.update(evaluate(scheme, k))
     print(f"  {case.pde}/bare {coarse['scheme']} {st.grid}² ×{k}: nRMSE "
