@@ -1,0 +1,262 @@
+"""What a model file must hold: its JSON header checked against its tensors before anything is allocated.
+
+:func:`check_model_file` reads nothing but the header and the tensors' shapes and dtypes. It builds the
+network on the ``meta`` device (no memory), and requires the file's ``model.*`` tensors to be exactly that
+network's state (names, shapes, dtypes, hence parameter count); the statistics, climatology, static fields
+and valid mask to fit the spec's grid and channels; and a wrapped classical scheme to come from the
+allow-list of :mod:`gridvit.solvers.registry`. Only then does :func:`materialise` allocate the network, of
+the size the file's own tensors hold. Every failure is a :class:`~gridvit.checkpoint.CheckpointError`
+naming what is missing or wrong.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Callable, TypeVar
+
+import numpy as np
+import torch
+
+from gridvit.checkpoint import CheckpointError, numel, state_problems
+from gridvit.config import TrainConfig
+from gridvit.data import DataSpec
+from gridvit.data.timeaxis import CLIMATOLOGY_GROUPS
+from gridvit.forcings import calendar_names
+from gridvit.model import GridViT, ModelConfig
+from gridvit.patches import check_patch
+
+Shapes = Mapping[str, tuple[tuple[int, ...], torch.dtype]]  # tensor name -> (shape, dtype)
+T = TypeVar("T")
+
+SECTIONS = {"train_config": dict, "model_config": dict, "spec": dict, "normaliser": dict, "static_names": list,
+            "forcing_names": list}
+NORMALISER_KEYS = {"mean", "std", "clim_by", "valid_shape", "valid", "zmax"}
+DTYPE_KEYS = ("dtype", "y_dtype", "x_dtype")
+MAX_ITEMSIZE = 64  # bytes per array element a header may ask for (a 16-character unicode string)
+FLOATS = (torch.float32, torch.float64)
+
+
+@dataclass(frozen=True)
+class Checked:
+    """A header that passed :func:`check_model_file`, parsed.
+
+    Attributes:
+        config, model_config, spec: the parsed configs and data layout.
+        static_names, forcing_names: extra input channel names.
+        solver: the wrapped classical scheme (None for a pure surrogate).
+        state: the network's expected state on the meta device (shapes and dtypes, no memory).
+    """
+
+    config: TrainConfig
+    model_config: ModelConfig
+    spec: DataSpec
+    static_names: tuple[str, ...]
+    forcing_names: tuple[str, ...]
+    solver: Any
+    state: dict[str, torch.Tensor]
+
+
+def check_model_file(meta: Any, shapes: Shapes) -> Checked:
+    """Check a model file's header ``meta`` against its tensors' ``shapes``, allocating nothing they do not
+    justify.
+
+    Raises:
+        CheckpointError: naming the first problem found (a missing or mistyped header entry, a config the
+            code refuses, tensors missing, unexpected or of the wrong shape/dtype, statistics that do not
+            fit the grid, a scheme outside the allow-list).
+    """
+    if not isinstance(meta, dict):
+        raise CheckpointError(f"the header is a {type(meta).__name__}, not a mapping")
+    for key, kind in SECTIONS.items():
+        if not isinstance(meta.get(key), kind):
+            got = "missing" if key not in meta else f"a {type(meta[key]).__name__}"
+            raise CheckpointError(f"the header's {key!r} is {got}, expected a {kind.__name__}")
+    names = {key: _names(key, meta[key]) for key in ("static_names", "forcing_names")}
+    _check_dtypes(meta["spec"])
+    config = _section("train_config", lambda: TrainConfig(**meta["train_config"]))
+    mcfg = _section("model_config", lambda: _model_config(meta["model_config"]))
+    spec = _section("spec", lambda: DataSpec.from_dict(meta["spec"]))
+    c, (h, w) = len(spec.channels), spec.grid.shape
+    _check_layout(config, mcfg, spec, names["static_names"], names["forcing_names"])
+    clim_by = _check_normaliser(meta["normaliser"], c, h, w)
+    model_shapes = {k[len("model."):]: v for k, v in shapes.items() if k.startswith("model.")}
+    extras = {"climatology": None if clim_by is None else ((CLIMATOLOGY_GROUPS[clim_by], c, h, w), FLOATS),
+              "static": ((len(names["static_names"]), h, w), (torch.float32,)) if names["static_names"] else None}
+    _check_extras({k: v for k, v in shapes.items() if not k.startswith("model.")}, extras)
+    state = expected_state(mcfg, model_shapes)
+    solver = None
+    if meta.get("solver") is not None:
+        from gridvit.solvers.registry import scheme_from_dict
+
+        solver = _section("solver", lambda: scheme_from_dict(meta["solver"]))
+    return Checked(config, mcfg, spec, names["static_names"], names["forcing_names"], solver, state)
+
+
+def expected_state(mcfg: ModelConfig, found: Shapes) -> dict[str, torch.Tensor]:
+    """The network's state (on the meta device) after checking that ``found`` is exactly it.
+
+    Builds nothing of the header's size before the tensor count agrees with the file: the count is
+    extrapolated from 1- and 2-block probes, so a header claiming 10⁹ blocks builds two small probes.
+    """
+    if not found:
+        raise CheckpointError("the file holds no model weights (no 'model.*' tensors); refusing to return an "
+                              "untrained network")
+    probes = {d: _on_meta(dataclasses.replace(mcfg, depth=d)).state_dict() for d in (1, 2)}
+    count = len(probes[1]) + (mcfg.depth - 1) * (len(probes[2]) - len(probes[1]))
+    if count != len(found):
+        raise CheckpointError(f"the header's model_config (depth={mcfg.depth}) implies {count} model tensors, the "
+                              f"file holds {len(found)}")
+    state = probes[mcfg.depth] if mcfg.depth in probes else _on_meta(mcfg).state_dict()
+    want, have = numel(t.shape for t in state.values()), numel(s for s, _ in found.values())
+    if want != have:
+        raise CheckpointError(f"the header's model_config implies {want:,} parameters, the file's model tensors "
+                              f"hold {have:,}")
+    problems = state_problems(state, found)
+    if problems:
+        raise CheckpointError(f"the model tensors do not match the header's model_config: {'; '.join(problems)}")
+    return state
+
+
+def materialise(mcfg: ModelConfig, state: Mapping[str, torch.Tensor]) -> GridViT:
+    """The network on CPU holding exactly ``state``, which :func:`expected_state` has checked (and
+    ``load_state_dict(strict=True)`` checks again).
+
+    It is built on CPU, not on meta, so the buffers derived from the config (ALiBi slopes) are computed as in
+    training; the checks bound that allocation by the file's own tensors. The caller's random stream is left
+    as it was.
+    """
+    with torch.random.fork_rng(devices=[]):
+        model = GridViT(mcfg)
+    model.load_state_dict(dict(state), strict=True, assign=True)
+    return model
+
+
+def _on_meta(mcfg: ModelConfig) -> GridViT:
+    try:
+        with torch.device("meta"):
+            return GridViT(mcfg)
+    except Exception as err:  # sizes past int64, an overflowing mlp width…
+        raise CheckpointError(f"the header's model_config cannot be built: {type(err).__name__}: "
+                              f"{_line(err)}") from None
+
+
+def _section(name: str, make: Callable[[], T]) -> T:
+    """``make()``; any error it raises (the code's own validation) becomes a CheckpointError naming ``name``."""
+    try:
+        return make()
+    except CheckpointError:
+        raise
+    except Exception as err:
+        raise CheckpointError(f"the header's {name!r} is refused: {type(err).__name__}: {_line(err)}") from None
+
+
+def _line(err: BaseException) -> str:
+    lines = str(err).splitlines()
+    return lines[0][:300] if lines else ""
+
+
+def _names(key: str, values: list) -> tuple[str, ...]:
+    if not all(isinstance(v, str) and 0 < len(v) <= 256 for v in values):
+        raise CheckpointError(f"the header's {key!r} must be a list of names (strings of 1-256 characters)")
+    return tuple(values)
+
+
+def _model_config(d: dict[str, Any]) -> ModelConfig:
+    d = dict(d)
+    if isinstance(d.get("pos_grid"), list):
+        d["pos_grid"] = tuple(d["pos_grid"])
+    return ModelConfig(**d)
+
+
+def _check_dtypes(spec: dict[str, Any]) -> None:
+    """Every dtype string in the spec names a plain array dtype of at most MAX_ITEMSIZE bytes per element
+    (a header must not make numpy allocate gigabytes for a few list items, nor build object arrays)."""
+    stack = [spec]
+    while stack:
+        node = stack.pop()
+        items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
+        for key, value in items:
+            if key in DTYPE_KEYS and isinstance(node, dict):
+                _dtype(value)
+            elif isinstance(value, (dict, list)):
+                stack.append(value)
+
+
+def _dtype(value: Any) -> None:
+    try:
+        dt = np.dtype(value) if isinstance(value, str) and len(value) <= 32 else None
+    except Exception:
+        dt = None
+    if dt is None or dt.kind not in "biufcmMUS" or dt.itemsize > MAX_ITEMSIZE or dt.shape or dt.names:
+        raise CheckpointError(f"the header's spec names dtype {str(value)[:40]!r}; expected a numeric, datetime or "
+                              f"short string dtype (at most {MAX_ITEMSIZE} bytes per element)")
+
+
+def _check_layout(config: TrainConfig, mcfg: ModelConfig, spec: DataSpec, static: tuple[str, ...],
+                  forcing: tuple[str, ...]) -> None:
+    """The model's input/output channels and patch agree with the data layout."""
+    c, shape = len(spec.channels), spec.grid.shape
+    wanted = {"history": config.history, "channels": c, "extra_channels": len(static) + len(forcing)}
+    for key, value in wanted.items():
+        if getattr(mcfg, key) != value:
+            raise CheckpointError(f"model_config.{key}={getattr(mcfg, key)!r} does not match the rest of the header "
+                                  f"({value}: history from train_config, channels from spec, extras from "
+                                  "static_names + forcing_names)")
+    if forcing not in ((), calendar_names(spec.time)):
+        raise CheckpointError(f"forcing_names {list(forcing)} are not the calendar channels of the spec's time axis "
+                              f"{list(calendar_names(spec.time))}")
+    try:
+        check_patch(shape, mcfg.patch)
+    except ValueError as err:
+        raise CheckpointError(f"model_config.patch does not fit the spec's grid: {err}") from None
+
+
+def _check_normaliser(d: dict[str, Any], c: int, h: int, w: int) -> str | None:
+    """Statistics for C channels, a valid mask of (C, H, W) packed bits; returns ``clim_by``."""
+    if set(d) - NORMALISER_KEYS or not {"mean", "std", "valid_shape", "valid"} <= set(d):
+        raise CheckpointError(f"the header's normaliser has keys {sorted(map(str, d))[:10]}, expected "
+                              f"{sorted(NORMALISER_KEYS)} (clim_by and zmax optional)")
+    rules = {"mean": (lambda x: True, "finite numbers"), "std": (lambda x: x > 0, "finite numbers > 0"),
+             "zmax": (lambda x: x >= 0, "finite numbers >= 0")}
+    for key, (ok, words) in rules.items():
+        v = d.get(key)
+        if key == "zmax" and v is None:  # files written before zmax existed
+            continue
+        if not (isinstance(v, list) and len(v) == c and all(_real(x) and ok(x) for x in v)):
+            raise CheckpointError(f"the header's normaliser {key!r} must be {c} {words} (one per channel)")
+    if d.get("clim_by") not in (None, *CLIMATOLOGY_GROUPS):
+        raise CheckpointError(f"the header's normaliser 'clim_by' must be None or one of {list(CLIMATOLOGY_GROUPS)}, "
+                              f"got {str(d.get('clim_by'))[:40]!r}")
+    if d["valid_shape"] != [c, h, w]:
+        raise CheckpointError(f"the header's valid mask has shape {str(d['valid_shape'])[:60]}, expected [C, H, W] = "
+                              f"{[c, h, w]} from the spec")
+    bits = d["valid"]
+    if not (isinstance(bits, list) and len(bits) == -(-c * h * w // 8)
+            and all(isinstance(b, int) and not isinstance(b, bool) and 0 <= b <= 255 for b in bits)):
+        raise CheckpointError(f"the header's valid mask must be {-(-c * h * w // 8)} bytes (0-255) packing "
+                              f"{c}x{h}x{w} bits")
+    return d.get("clim_by")
+
+
+def _real(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def _check_extras(found: Shapes, expected: dict[str, tuple[tuple[int, ...], tuple[torch.dtype, ...]] | None]) -> None:
+    """The non-model tensors are exactly the climatology/static fields the header implies, of their shapes."""
+    for name in found:
+        if expected.get(name) is None:
+            why = "the header implies none" if name in expected else "not a tensor gridvit writes"
+            raise CheckpointError(f"unexpected tensor {name[:80]!r} in the file ({why})")
+    for name, want in expected.items():
+        if want is None:
+            continue
+        if name not in found:
+            raise CheckpointError(f"the file lacks the {name!r} tensor its header implies (shape {want[0]})")
+        shape, dtype = found[name]
+        if tuple(shape) != want[0] or dtype not in want[1]:
+            raise CheckpointError(f"the {name!r} tensor is {tuple(shape)} {dtype}, expected {want[0]} "
+                                  f"{' or '.join(str(t) for t in want[1])}")
