@@ -33,6 +33,15 @@ T = TypeVar("T")
 
 SECTIONS = {"train_config": dict, "model_config": dict, "spec": dict, "normaliser": dict, "static_names": list,
             "forcing_names": list}
+# every field the format-1 writer wrote: a file lacking one would silently take a default (e.g. another
+# head count over the same weights); fields added since may be absent (older files take their defaults)
+REQUIRED = {
+    "model_config": ("history", "channels", "extra_channels", "patch", "dim", "depth", "heads", "mlp_ratio", "bias",
+                     "slope_max", "slope_min", "length_scale", "abs_pos_embed", "pos_grid", "attention"),
+    "train_config": ("variables", "history", "lead", "rollout_steps", "patch", "dim", "depth", "heads", "mlp_ratio",
+                     "bias", "epochs", "time_budget", "batch_size", "lr", "weight_decay", "warmup", "grad_clip",
+                     "val_fraction", "patience", "calendar", "climatology", "seed", "device", "progress"),
+}
 NORMALISER_KEYS = {"mean", "std", "clim_by", "valid_shape", "valid", "zmax"}
 DTYPE_KEYS = ("dtype", "y_dtype", "x_dtype")
 MAX_ITEMSIZE = 64  # bytes per array element a header may ask for (a 16-character unicode string)
@@ -68,18 +77,34 @@ def check_model_file(meta: Any, shapes: Shapes) -> Checked:
             code refuses, tensors missing, unexpected or of the wrong shape/dtype, statistics that do not
             fit the grid, a scheme outside the allow-list).
     """
+    try:
+        return _check_model_file(meta, shapes)
+    except CheckpointError:
+        raise
+    except Exception as err:  # a shape of header the checks did not foresee: still never a raw traceback
+        raise CheckpointError(f"the header is damaged: {type(err).__name__}: {_line(err)}") from None
+
+
+def _check_model_file(meta: Any, shapes: Shapes) -> Checked:
     if not isinstance(meta, dict):
         raise CheckpointError(f"the header is a {type(meta).__name__}, not a mapping")
     for key, kind in SECTIONS.items():
         if not isinstance(meta.get(key), kind):
             got = "missing" if key not in meta else f"a {type(meta[key]).__name__}"
             raise CheckpointError(f"the header's {key!r} is {got}, expected a {kind.__name__}")
+    for key, fields in REQUIRED.items():
+        missing = [f for f in fields if f not in meta[key]]
+        if missing:
+            raise CheckpointError(f"the header's {key!r} lacks {missing} (it would silently take defaults)")
     names = {key: _names(key, meta[key]) for key in ("static_names", "forcing_names")}
     _check_dtypes(meta["spec"])
     config = _section("train_config", lambda: TrainConfig(**meta["train_config"]))
     mcfg = _section("model_config", lambda: _model_config(meta["model_config"]))
     spec = _section("spec", lambda: DataSpec.from_dict(meta["spec"]))
     c, (h, w) = len(spec.channels), spec.grid.shape
+    _check_grid(spec)
+    _check_spec_parts(spec)
+    _check_time(spec)
     _check_layout(config, mcfg, spec, names["static_names"], names["forcing_names"])
     clim_by = _check_normaliser(meta["normaliser"], c, h, w)
     model_shapes = {k[len("model."):]: v for k, v in shapes.items() if k.startswith("model.")}
@@ -193,6 +218,64 @@ def _dtype(value: Any) -> None:
     if dt is None or dt.kind not in "biufcmMUS" or dt.itemsize > MAX_ITEMSIZE or dt.shape or dt.names:
         raise CheckpointError(f"the header's spec names dtype {str(value)[:40]!r}; expected a numeric, datetime or "
                               f"short string dtype (at most {MAX_ITEMSIZE} bytes per element)")
+
+
+def _check_grid(spec: DataSpec) -> None:
+    """Grid coordinates finite and strictly monotonic, and equal to the spec's stored y/x coordinates."""
+    g = spec.grid
+    for role, dim, values in (("y", spec.dims.y, g.y), ("x", spec.dims.x, g.x)):
+        v = np.asarray(values, dtype=np.float64)
+        step = np.diff(v)
+        if v.ndim != 1 or not v.size or not np.isfinite(v).all() or not (np.all(step > 0) or np.all(step < 0)):
+            raise CheckpointError(f"the header's grid {role} coordinate is not a finite, strictly monotonic 1-D axis")
+        stored = spec.coords.get(dim, {}).get("values") if isinstance(spec.coords.get(dim), dict) else None
+        if stored is not None and (np.shape(stored) != v.shape or not np.array_equal(np.asarray(stored, np.float64), v)):
+            raise CheckpointError(f"the header's coordinate {dim!r} differs from the grid's {role} axis")
+    if g.kind == "sphere" and np.ptp(np.asarray(g.x, np.float64)) >= 360.0:
+        raise CheckpointError("the header's longitudes span 360° or more")
+
+
+def _check_spec_parts(spec: DataSpec) -> None:
+    """The free-form parts of the spec that forecasts are written with: attrs are mappings, every coordinate
+    entry is ``{"attrs": {...}, "values"?: [...]}``, and the channels unpack into their variables' levels."""
+    d, names = spec.dims, {v.name for v in spec.variables}
+    dicts = [spec.attrs, spec.coords, *(v.attrs for v in spec.variables), *(c.at for c in spec.channels)]
+    if not all(isinstance(x, dict) for x in dicts):
+        raise CheckpointError("the header's spec holds attrs, coords or channel levels that are not mappings")
+    for name, entry in spec.coords.items():
+        if not (isinstance(entry, dict) and isinstance(entry.get("attrs"), dict) and set(entry) <= {"values", "attrs"}):
+            raise CheckpointError(f"the header's coordinate {str(name)[:40]!r} is not {{'attrs': {{...}}, 'values': [...]}}")
+    for dim in (d.y, d.x, *d.channels):
+        if dim in spec.coords and "values" not in spec.coords[dim]:
+            raise CheckpointError(f"the header's coordinate {str(dim)[:40]!r} has no values")
+    if len(names) != len(spec.variables) or any(c.variable not in names for c in spec.channels):
+        raise CheckpointError("the header's channels name variables the spec does not hold (or a variable twice)")
+    for var in spec.variables:
+        if not {d.time, d.y, d.x} <= set(var.dims):
+            raise CheckpointError(f"the header's variable {var.name!r} lacks the time/y/x dims {[d.time, d.y, d.x]}")
+        chans = [c for c in spec.channels if c.variable == var.name]
+        levels = [dim for dim in var.dims if dim in d.channels]
+        if not chans or any(set(c.at) != set(levels) for c in chans) or \
+                math.prod(len({str(c.at[e]) for c in chans}) for e in levels) != len(chans):
+            raise CheckpointError(f"the header's channels of {var.name!r} do not unpack into its levels {levels}")
+
+
+def _check_time(spec: DataSpec) -> None:
+    """A time axis of a known kind whose step parses (a frequency, or a finite number for numeric axes)."""
+    t = spec.time
+    if t.kind not in ("datetime", "cftime", "numeric") or not all(isinstance(v, str) for v in (t.step, t.calendar)):
+        raise CheckpointError(f"the header's time axis is not one gridvit writes (kind {str(t.kind)[:20]!r})")
+    try:
+        if t.kind == "numeric":
+            ok = math.isfinite(float(t.step)) and float(t.step) > 0
+        else:
+            import pandas as pd
+
+            ok = pd.tseries.frequencies.to_offset(t.step) is not None
+    except (TypeError, ValueError, OverflowError):
+        ok = False
+    if not ok:
+        raise CheckpointError(f"the header's time step {t.step[:20]!r} is not a valid step for a {t.kind} axis")
 
 
 def _check_layout(config: TrainConfig, mcfg: ModelConfig, spec: DataSpec, static: tuple[str, ...],
