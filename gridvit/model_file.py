@@ -102,8 +102,8 @@ def _check_model_file(meta: Any, shapes: Shapes) -> Checked:
     mcfg = _section("model_config", lambda: _model_config(meta["model_config"]))
     spec = _section("spec", lambda: DataSpec.from_dict(meta["spec"]))
     c, (h, w) = len(spec.channels), spec.grid.shape
-    _check_grid(spec)
     _check_spec_parts(spec)
+    _check_grid(spec)
     _check_time(spec)
     _check_layout(config, mcfg, spec, names["static_names"], names["forcing_names"])
     clim_by = _check_normaliser(meta["normaliser"], c, h, w)
