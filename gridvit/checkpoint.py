@@ -15,7 +15,6 @@ import hashlib
 import json
 import math
 import os
-import pickle
 import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
