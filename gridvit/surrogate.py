@@ -259,7 +259,7 @@ class Surrogate:
         """
         tensors = dict(tensors or {})
         checked = check_model_file(meta, {k: (tuple(v.shape), v.dtype) for k, v in tensors.items()})
-        return _rebuild(checked, meta, tensors)
+        return _rebuild(cls, checked, meta, tensors)
 
 
 def _grid_difference(got: DataSpec, want: DataSpec) -> str:
@@ -310,24 +310,25 @@ def load(path: str | Path, *, max_bytes: int | None = None) -> Surrogate:
         raise CheckpointError(f"{str(path)!r} is a damaged or unsafe gridvit model file: {err}") from None
     tensors = mf.read()  # the shapes checked above (safetensors reads what its header says)
     try:
-        sur = _rebuild(checked, mf.meta, tensors)
+        sur = _rebuild(Surrogate, checked, mf.meta, tensors)
     except CheckpointError as err:
         raise CheckpointError(f"{str(path)!r} is a damaged or unsafe gridvit model file: {err}") from None
     sur.model.eval()
     return sur
 
 
-def _rebuild(checked: Checked, meta: dict[str, Any], tensors: dict[str, torch.Tensor]) -> Surrogate:
-    """The surrogate from a header that passed :func:`check_model_file` and the file's tensors."""
-    solver = checked.solver  # noqa: F841 -- the lead passes it on: Surrogate(..., solver=solver) when merging
+def _rebuild(cls: type[Surrogate], checked: Checked, meta: dict[str, Any], tensors: dict[str, torch.Tensor]
+             ) -> Surrogate:
+    """A ``cls`` from a header that passed :func:`check_model_file` and the file's tensors."""
+    solver = checked.solver  # noqa: F841 -- the lead passes it on: cls(..., solver=solver) when merging
     try:
         model = materialise(checked.model_config, {k[len("model."):]: v for k, v in tensors.items()
                                                    if k.startswith("model.")})
         clim, static = tensors.get("climatology"), tensors.get("static")
         normaliser = Normaliser.from_dict(meta["normaliser"], None if clim is None else clim.numpy())
-        return Surrogate(model, config=checked.config, spec=checked.spec, normaliser=normaliser,
-                         static=None if static is None else static.numpy(), static_names=checked.static_names,
-                         forcing_names=checked.forcing_names)
+        return cls(model, config=checked.config, spec=checked.spec, normaliser=normaliser,
+                   static=None if static is None else static.numpy(), static_names=checked.static_names,
+                   forcing_names=checked.forcing_names)
     except Exception as err:  # not expected after the checks; never a traceback from deep inside torch
         lines = str(err).splitlines()
         raise CheckpointError(f"the model could not be rebuilt: {type(err).__name__}: "
