@@ -99,7 +99,7 @@ def build_surrogate(prep: Prepared, cfg: TrainConfig) -> Surrogate:
     n_static = 0 if prep.static is None else prep.static.shape[0]
     mcfg = ModelConfig(history=cfg.history, channels=len(prep.spec.channels), extra_channels=n_static + len(forcings),
                        patch=cfg.patch or auto_patch(prep.spec.grid.shape), dim=cfg.dim, depth=cfg.depth,
-                       heads=cfg.heads, mlp_ratio=cfg.mlp_ratio, bias=cfg.bias)
+                       heads=cfg.heads, mlp_ratio=cfg.mlp_ratio, bias=cfg.bias, attention=cfg.attention)
     torch.manual_seed(cfg.seed)
     return Surrogate(GridViT(mcfg), config=cfg, spec=prep.spec, normaliser=prep.normaliser, static=prep.static,
                      static_names=prep.static_names, forcing_names=forcings)
