@@ -21,7 +21,7 @@ from gridvit.geometry import Grid, patch_coordinates
 from gridvit.model import GridViT, ModelConfig, attention
 from gridvit.model import bias as bias_mod
 from gridvit.model.attention import _flex_token_distance, uses_flex
-from gridvit.model.bias import DistanceBias, TokenDistance, sparse_threshold
+from gridvit.model.bias import DistanceBias, TokenDistance, sparse_threshold, token_distance
 
 fa = pytest.importorskip("torch.nn.attention.flex_attention")
 CPU = torch.device("cpu")
@@ -55,7 +55,9 @@ GRIDS = {
 def coordinate_bias(td: TokenDistance) -> torch.Tensor:
     """The (h, N, N) bias the score_mod adds, evaluated for every pair (test-only)."""
     i, j = torch.arange(td.tokens)[:, None], torch.arange(td.tokens)[None, :]
-    return -(td.weights[:, None, None] * td.distance(i, j)[None])
+    wrap = None if td.periods is None else tuple(td.periods)
+    r = token_distance(tuple(c[i] for c in td.coords), tuple(c[j] for c in td.coords), td.kind, wrap)  # (N, N)
+    return -(td.weights[:, None, None] * r[None])
 
 
 @pytest.mark.parametrize("name", sorted(GRIDS))

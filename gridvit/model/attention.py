@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from gridvit.model.bias import SlopedDistance, TokenDistance
+from gridvit.model.bias import SlopedDistance, TokenDistance, token_distance
 from gridvit.model.config import ATTENTION_IMPLS
 
 _compiled_flex = None
@@ -59,14 +59,20 @@ def _flex_with_lse(fn, q, k, v, score_mod, block_mask) -> tuple[torch.Tensor, to
 
 
 def _distance_score_mod(bias: TokenDistance, weights: torch.Tensor, *, log_distance: bool = False):
-    """``score − w_h r(i, j)`` (plus ``log r(i, j)`` for the slopes' gradient), from O(N) captured tensors."""
+    """``score − w_h r(i, j)`` (plus ``log r(i, j)`` for the slopes' gradient), from O(N) captured tensors.
+
+    The closure captures tensors and a string only (not the TokenDistance), so a new call with new tensors
+    of the same shapes reuses the compiled kernel. The result stays float32 (the kernel's score precision;
+    the coordinates are float32) instead of being cast to the score placeholder's dtype (bf16 under autocast).
+    """
+    kind, coords, periods = bias.kind, bias.coords, bias.periods
+    axes = range(len(coords))
 
     def score_mod(score, b, h, q_idx, kv_idx):
-        r = bias.distance(q_idx, kv_idx)
+        wrap = None if periods is None else tuple(periods[a] for a in axes)
+        r = token_distance(tuple(c[q_idx] for c in coords), tuple(c[kv_idx] for c in coords), kind, wrap)
         out = score - weights[h] * r
-        if log_distance:
-            out = out + torch.log(r)
-        return out.to(score.dtype)
+        return out + torch.log(r) if log_distance else out
 
     return score_mod
 

@@ -121,11 +121,6 @@ class TokenDistance:
         """N."""
         return self.coords[0].shape[0]
 
-    def distance(self, i: torch.Tensor, j: torch.Tensor) -> torch.Tensor:
-        """r(i, j) for token index tensors i, j (broadcasting)."""
-        periods = None if self.periods is None else tuple(self.periods[a] for a in range(len(self.coords)))
-        return token_distance(tuple(c[i] for c in self.coords), tuple(c[j] for c in self.coords), self.kind, periods)
-
 
 @dataclass(frozen=True)
 class _TokenGeometry:
