@@ -281,7 +281,7 @@ class Attention(nn.Module):
         if need_weights:
             return self.manual(q, k, v, bias)
         if bias is not None and uses_flex(self.impl, q.device):
-            return _flex_attention(q, k, v, bias, compile=True), None
+            return _flex_attention(q, k, v, bias, compile=q.device.type == "cuda"), None
         return F.scaled_dot_product_attention(q, k, v, attn_mask=bias), None
 
     def manual(

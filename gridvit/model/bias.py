@@ -161,7 +161,7 @@ def _block_mask(block_min: torch.Tensor, weights: torch.Tensor, tokens: int):
         return None
     counts = keep.sum(-1, dtype=torch.int32)  # (h, nb) kept key blocks per query block
     order = torch.argsort((~keep).to(torch.int8), dim=-1, stable=True).to(torch.int32)  # (h, nb, nb) kept first
-    return BlockMask.from_kv_blocks(counts[None], order[None], None, None, SPARSE_BLOCK, None, (tokens, tokens))
+    return BlockMask.from_kv_blocks(counts[None], order[None], BLOCK_SIZE=SPARSE_BLOCK, seq_lengths=(tokens, tokens))
 
 
 def alibi_slopes(heads: int, *, slope_max: float = 1.0, slope_min: float = 1.0 / 64.0) -> torch.Tensor:
