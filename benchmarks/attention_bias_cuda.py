@@ -4,6 +4,7 @@ One train step (forward + backward + AdamW, bf16 autocast) of GridViT D 256, 8 h
 global lat-lon grids, batch 4 (the 0.25° grid: batch 1), for:
 
 - ``flash``: ``bias="none"``, SDPA (flash kernel) — the baseline of every ratio;
+- ``flex-unbiased``: ``bias="none"`` through FlexAttention without ``score_mod`` (the Flex kernel's own cost);
 - ``dense-sdpa``: ALiBi as a dense (1, h, N, N) ``attn_mask`` to SDPA (``attention="sdpa"``);
 - ``flex-table``: ALiBi read from the dense table in FlexAttention's ``score_mod``;
 - ``flex-coords``: ALiBi computed in the kernel from O(N) token coordinates, every block;
@@ -16,8 +17,9 @@ Per configuration: 3 warm-up steps (the first compiles; its time is recorded), t
 (3 × forward FLOPs, attention 4·B·N²·D per layer, counted dense also where blocks are skipped) and MFU
 against the card's measured bf16 matmul rate. Ratios divide by ``flash`` of the same size in the same run.
 Each configuration runs in try/except (out of memory is recorded as ``oom``, other failures as ``error``).
-They run in priority order — 16k and 8k tokens, the 0.25° grid, a float32 check of the compiled Flex path
-(forward, q and slope gradients) against the dense bias on 512 tokens, 2k, 32k, extras — and none starts
+They run in priority order — the default paths at 16k and 8k tokens and the 0.25° grid, a float32 check of
+the compiled Flex path (forward, q and slope gradients) against the dense bias on 512 tokens, the other
+paths at 16k and 8k, 2k, 32k, extras — and none starts
 after ``--budget-s`` seconds, so the results are written whatever the time allows.
 
     python benchmarks/attention_bias.py --device cuda                 # ≤ ~4 min on one H100/H200; writes results/
@@ -54,20 +56,21 @@ SIZES = {  # name: (grid H, W, batch); tokens = (H/4)·(W/4) with the last patch
     "2k": (128, 256, 4), "8k": (256, 512, 4), "16k": (360, 720, 4), "32k": (512, 1024, 4), "0.25deg": (721, 1440, 1),
 }
 SMOKE_SIZES = {"2k": (32, 64, 2), "8k": (64, 64, 2), "16k": (48, 96, 2), "32k": (64, 128, 1), "0.25deg": (37, 72, 1)}
-VARIANTS = {  # name: (bias, attention, block_sparse, dense table)
-    "flash": ("none", "sdpa", False, False),
-    "dense-sdpa": ("alibi", "sdpa", False, False),
-    "flex-table": ("alibi", "flex", False, True),
-    "flex-coords": ("alibi", "flex", False, False),
-    "flex-coords-mask": ("alibi", "flex", True, False),
-    "learnable": ("learnable", "flex", True, False),
-    "learnable-dense": ("learnable", "sdpa", False, False),
+VARIANTS = {  # name: (bias, attention, block_sparse, model class)
+    "flash": ("none", "sdpa", False, "GridViT"),
+    "flex-unbiased": ("none", "flex", False, "UnbiasedFlexGridViT"),
+    "dense-sdpa": ("alibi", "sdpa", False, "GridViT"),
+    "flex-table": ("alibi", "flex", False, "TableGridViT"),
+    "flex-coords": ("alibi", "flex", False, "GridViT"),
+    "flex-coords-mask": ("alibi", "flex", True, "GridViT"),
+    "learnable": ("learnable", "flex", True, "GridViT"),
+    "learnable-dense": ("learnable", "sdpa", False, "GridViT"),
 }
-ALL = ["flash", "flex-coords-mask", "learnable", "flex-coords", "dense-sdpa", "flex-table"]
+ALL = ["flash", "flex-coords-mask", "learnable", "flex-coords", "flex-unbiased", "dense-sdpa", "flex-table"]
 PLAN = (  # priority order: the goals first; "check" is the float32 Flex-vs-dense correctness check
-    [("16k", v) for v in ALL] + [("8k", v) for v in ALL[:4]]
+    [("16k", v) for v in ALL[:4]] + [("8k", v) for v in ALL[:4]]
     + [("0.25deg", "flash"), ("0.25deg", "flex-coords-mask"), ("check", "")]
-    + [("8k", v) for v in ALL[4:]] + [("2k", v) for v in ALL]
+    + [("16k", v) for v in ALL[4:]] + [("8k", v) for v in ALL[4:]] + [("2k", v) for v in ALL if v != "flex-unbiased"]
     + [("32k", v) for v in ("flash", "flex-coords-mask", "learnable")]
     + [("0.25deg", "learnable"), ("8k", "learnable-dense"), ("32k", "flex-coords")]
 )
@@ -89,6 +92,20 @@ class TableGridViT(GridViT):
 
     def _biases(self, grid, z, *, dense):
         return super()._biases(grid, z, dense=True)
+
+
+class UnbiasedFlexGridViT(GridViT):
+    """GridViT without bias whose attention runs FlexAttention with no ``score_mod`` (Flex's own cost)."""
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__(cfg)
+        from gridvit.model.attention import _flex_attention
+
+        def attend(q, k, v, bias, *, need_weights):
+            return _flex_attention(q, k, v, None, compile=q.device.type == "cuda"), None
+
+        for block in self.blocks:
+            block.attn._attend = attend
 
 
 def step_flops(tokens: int, batch: int, m: dict) -> float:
@@ -125,14 +142,14 @@ _GRIDS: dict[tuple[int, int], Grid] = {}  # one Grid per size: its dense distanc
 
 def build(variant: str, size: str, args) -> tuple:
     """Model, inputs, targets and grid for one configuration."""
-    bias, attention, block_sparse, table = VARIANTS[variant]
+    bias, attention, block_sparse, cls = VARIANTS[variant]
     h, w, batch = args.sizes[size]
     grid = _GRIDS.setdefault((h, w), global_grid(h, w))
     m = args.model
     cfg = ModelConfig(history=m["history"], channels=m["channels"], patch=m["patch"], dim=m["dim"], depth=m["depth"],
                       heads=m["heads"], bias=bias, attention=attention, block_sparse=block_sparse)
     torch.manual_seed(0)
-    model = (TableGridViT if table else GridViT)(cfg).to(args.device)
+    model = globals()[cls](cfg).to(args.device)
     gen = torch.Generator(device=args.device).manual_seed(0)
     x = torch.randn(batch, cfg.in_channels, h, w, device=args.device, generator=gen)
     y = torch.randn(batch, cfg.channels, h, w, device=args.device, generator=gen)

@@ -15,7 +15,7 @@ All paths compute ``softmax(q kᵀ · scale + bias) v``:
   blocks with a block mask. Learnable slopes get their gradient from one more Flex forward
   (:class:`_FlexSlopeGrad`), as on CPU, rather than from per-element atomic adds into h numbers.
 - flex, dense table: a dense bias given to ``impl="flex"`` on CUDA is read from the table in ``score_mod``
-  (kept for comparison; GridViT passes coordinates).
+  (kept for comparison; GridViT passes coordinates there; ``"auto"`` gives a dense bias to SDPA).
 
 FlexAttention has no backward on CPU, so CPU training takes SDPA. The tests run the Flex ``score_mod``
 functions in eager mode on CPU; the compiled CUDA kernels are exercised by ``benchmarks/attention_bias.py
@@ -44,6 +44,11 @@ def _flex_fn(compile: bool):
     if not compile:
         return flex_attention
     if _compiled_flex is None:
+        # One kernel per (batch, tokens, score_mod, mask) — training, validation and a last short batch add up;
+        # past torch's default limit of 8, calls would fall back to the unfused path that builds (N, N) scores.
+        config = torch._dynamo.config
+        name = "recompile_limit" if hasattr(config, "recompile_limit") else "cache_size_limit"
+        setattr(config, name, max(getattr(config, name), 64))
         _compiled_flex = torch.compile(flex_attention, dynamic=False)
     return _compiled_flex
 
@@ -280,7 +285,7 @@ class Attention(nn.Module):
             bias = bias.dense(q.dtype)  # (1, h, N, N)
         if need_weights:
             return self.manual(q, k, v, bias)
-        if bias is not None and uses_flex(self.impl, q.device):
+        if bias is not None and self.impl == "flex" and uses_flex(self.impl, q.device):  # the dense table
             return _flex_attention(q, k, v, bias, compile=q.device.type == "cuda"), None
         return F.scaled_dot_product_attention(q, k, v, attn_mask=bias), None
 
