@@ -19,8 +19,8 @@ against the card's measured bf16 matmul rate. Ratios divide by ``flash`` of the 
 Each configuration runs in try/except (out of memory is recorded as ``oom``, other failures as ``error``).
 They run in priority order — the default paths at 16k and 8k tokens and the 0.25° grid, a float32 check of
 the compiled Flex path (forward, q and slope gradients) against the dense bias on 512 tokens, the other
-paths at 16k and 8k, 2k, 32k, extras — and none starts
-after ``--budget-s`` seconds, so the results are written whatever the time allows.
+paths at 16k and 8k, 2k, 32k, extras — and none starts after ``--budget-s`` seconds, so the results are
+written whatever the time allows.
 
     python benchmarks/attention_bias.py --device cuda                 # ≤ ~4 min on one H100/H200; writes results/
     python benchmarks/attention_bias_cuda.py --budget-s 120           # the same, stopping earlier
@@ -207,7 +207,8 @@ def skipped_blocks(model: GridViT, grid: Grid, device: torch.device) -> float | 
     """Share of (head, query block, key block) tiles the first layer's block mask skips (None: no mask)."""
     if not (model.cfg.attention != "sdpa" and model.cfg.block_sparse and model.cfg.bias != "none"):
         return None
-    td = model.distance_bias.token_distances(grid, model.cfg.patch, device=device, dtype=torch.bfloat16)[0]
+    with torch.no_grad():
+        td = model.distance_bias.token_distances(grid, model.cfg.patch, device=device, dtype=torch.bfloat16)[0]
     if td.block_mask is None:
         return 0.0
     return float(td.block_mask.sparsity()) / 100.0

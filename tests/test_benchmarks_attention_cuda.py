@@ -50,3 +50,12 @@ def test_headline_scores_goals_and_says_what_was_not_measured():
     partial = abc.headline({"machine": {"gpu": "NVIDIA H200"}, "rows": rows[:4]})
     assert {r["value"] for r in partial if "16k" in r["result"]} == {"not measured"}
     assert abc.headline({"machine": {"cpu": "x"}, "rows": []})[0]["met"] is None
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="checks the message shown without a GPU")
+def test_attention_bias_device_cuda_hands_over_to_the_gpu_script(capsys):
+    sys.path.insert(0, str(SCRIPT.parent))
+    import attention_bias
+
+    assert attention_bias.main(["--device", "cuda"]) == 1
+    assert "no CUDA device" in capsys.readouterr().out
