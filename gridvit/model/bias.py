@@ -70,20 +70,23 @@ def sparse_threshold(tokens: int) -> float:
 def token_distance(a: tuple, b: tuple, kind: str, periods: tuple | None = None) -> torch.Tensor:
     """Elementwise distance between points given by coordinate components (tensors that broadcast).
 
-    On a sphere the components are unit vectors and the result is the central angle in radians from the
-    chords: ``θ = 2 asin(|a − b| / 2)`` up to 90°, ``π − 2 asin(|a + b| / 2)`` beyond (each asin argument
-    ≤ 1/√2, so both near and near-antipodal points are well conditioned, unlike ``acos`` of the dot product).
-    On a plane: the Euclidean distance in grid units, each axis with a period p (a float or a 0-d tensor;
-    ``inf`` or None: bounded) wrapped to ``min(δ, p − δ)`` — coordinates along a periodic axis must lie in
-    [0, p), so ``δ < p`` (:func:`patch_distances` takes ``δ mod p`` of centres that may pass the end of the
-    axis: the same numbers).
+    On a sphere the components are unit vectors and the result is the central angle θ in radians, from the
+    form that is well conditioned in each range (``acos`` of the dot product is not, near 0 and π):
+    ``2 asin(|a − b| / 2)`` for θ < 60°, ``π/2 − asin(a·b)`` for 60°–120°, ``π − 2 asin(|a + b| / 2)``
+    beyond. Every asin argument is ≤ 1/2 (the short polynomial branch of ``asinf`` in a GPU kernel) and one
+    sqrt serves both chord branches. On a plane: the Euclidean distance in grid units, each axis with a period p
+    (a float or a 0-d tensor; ``inf`` or None: bounded) wrapped to ``min(δ, p − δ)`` — coordinates along a
+    periodic axis must lie in [0, p), so ``δ < p`` (:func:`patch_distances` takes ``δ mod p`` of centres that
+    may pass the end of the axis: the same numbers).
     """
     if kind == "sphere":
-        minus = sum((x - y) * (x - y) for x, y in zip(a, b))  # |a − b|²
-        plus = sum((x + y) * (x + y) for x, y in zip(a, b))  # |a + b|² = 4 − |a − b|²
-        near = minus < plus
-        half = 2.0 * torch.asin(torch.clamp(torch.sqrt(torch.where(near, minus, plus)) * 0.5, max=1.0))
-        return torch.where(near, half, math.pi - half)
+        minus = sum((x - y) * (x - y) for x, y in zip(a, b))  # |a − b|² = 2 − 2 a·b
+        plus = sum((x + y) * (x + y) for x, y in zip(a, b))  # |a + b|² = 2 + 2 a·b
+        dot = sum(x * y for x, y in zip(a, b))
+        near, far = minus < 1.0, plus < 1.0  # θ < 60°, θ > 120°
+        chord = torch.sqrt(torch.where(near, minus, plus)) * 0.5
+        t = torch.asin(torch.clamp(torch.where(near | far, chord, dot), min=-0.5, max=0.5))
+        return torch.where(near, 2.0 * t, torch.where(far, math.pi - 2.0 * t, 0.5 * math.pi - t))
     total = 0.0
     for axis, (x, y) in enumerate(zip(a, b)):
         delta = torch.abs(x - y)
