@@ -208,3 +208,20 @@ def test_model_config_round_trips_attention_fields():
     assert ModelConfig(**dataclasses.asdict(cfg)) == cfg
     old = {k: v for k, v in dataclasses.asdict(ModelConfig(attention="sdpa")).items() if k != "block_sparse"}
     assert ModelConfig(**old).attention == "sdpa"  # model files written before block_sparse load unchanged
+
+
+def test_cli_passes_attention_through(monkeypatch, tmp_path):
+    from gridvit import cli
+
+    seen = {}
+
+    def fake_train(data, **opts):
+        seen.update(opts)
+        raise SystemExit(0)  # stop before saving: only the options matter here
+
+    monkeypatch.setattr(gridvit, "train", fake_train)
+    with pytest.raises(SystemExit):
+        cli.main(["train", "data.nc", "--out", str(tmp_path), "--attention", "sdpa"])
+    assert seen["attention"] == "sdpa"
+    with pytest.raises(SystemExit):
+        cli._parser().parse_args(["train", "data.nc", "--out", str(tmp_path), "--attention", "dense"])
