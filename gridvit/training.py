@@ -116,7 +116,8 @@ def build_surrogate(prep: Prepared, cfg: TrainConfig, *, solver: Any = None) -> 
     history = cfg.history + (step is not None)  # S^k(u) enters as one more (the last) input state
     mcfg = ModelConfig(history=history, channels=len(prep.spec.channels), extra_channels=n_static + len(forcings),
                        patch=cfg.patch or auto_patch(prep.spec.grid.shape), dim=cfg.dim, depth=cfg.depth,
-                       heads=cfg.heads, mlp_ratio=cfg.mlp_ratio, bias=cfg.bias, decoder=cfg.decoder)
+                       heads=cfg.heads, mlp_ratio=cfg.mlp_ratio, bias=cfg.bias, attention=cfg.attention,
+                       decoder=cfg.decoder)
     torch.manual_seed(cfg.seed)
     return Surrogate(GridViT(mcfg), config=cfg, spec=prep.spec, normaliser=prep.normaliser, static=prep.static,
                      static_names=prep.static_names, forcing_names=forcings, solver=step)
