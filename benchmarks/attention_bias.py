@@ -19,6 +19,7 @@ records the CPU share other processes took, and ``--max-others 0.1`` re-times bl
     .venv/bin/python benchmarks/attention_bias.py --max-others 0.1   # on a shared machine
     .venv/bin/python benchmarks/attention_bias.py --quick            # 512 tokens only, nothing written
     .venv/bin/python benchmarks/attention_bias.py --compiled         # adds torch.compile rows (slow start)
+    .venv/bin/python benchmarks/attention_bias.py --device cuda      # the GPU benchmark: attention_bias_cuda.py
 """
 
 from __future__ import annotations
@@ -346,7 +347,15 @@ def headline(result: dict) -> list[dict]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--device", default="cpu")
+    known, rest = pre.parse_known_args(argv)
+    if known.device != "cpu":  # the GPU benchmark (Flex paths, bf16, GridViT at 2k-65k tokens) lives beside this one
+        from attention_bias_cuda import main as gpu_main
+
+        return gpu_main(["--device", known.device, *rest])
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--device", default="cpu", help="cpu (this benchmark) or cuda (attention_bias_cuda.py's)")
     ap.add_argument("--tokens", type=int, nargs="+", default=sorted(PATCH_GRIDS), choices=sorted(PATCH_GRIDS))
     ap.add_argument("--warmup", type=int, default=1, help="untimed calls before each block")
     ap.add_argument("--repeats", type=int, default=3, help="timed calls per block")

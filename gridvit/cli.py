@@ -39,6 +39,8 @@ def _parser() -> argparse.ArgumentParser:
     tr.add_argument("--num-workers", type=int, default=0, help="DataLoader worker processes reading windows")
     tr.add_argument("--activation-checkpointing", action="store_true",
                     help="recompute block activations in backward (less memory)")
+    tr.add_argument("--attention", choices=("auto", "sdpa", "flex"), default="auto",
+                    help="auto: FlexAttention with the bias computed in the kernel on CUDA, fused SDPA on CPU")
     tr.add_argument("--resume", action="store_true", help="continue from OUT/checkpoints/last.pt")
     tr.add_argument("--no-calendar", action="store_true", help="no time-of-day/day-of-year channels")
     tr.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -87,7 +89,7 @@ def _train(args: argparse.Namespace) -> int:
                 batch_size=args.batch_size, lr=args.lr, rollout_steps=args.rollout_steps,
                 val_fraction=args.val_fraction, seed=args.seed, device=args.device,
                 calendar=not args.no_calendar, progress=not args.quiet, num_workers=args.num_workers,
-                activation_checkpointing=args.activation_checkpointing)
+                activation_checkpointing=args.activation_checkpointing, attention=args.attention)
     model = gridvit.train(args.data, checkpoint_dir=out / "checkpoints", resume=args.resume, **opts)
     if int(os.environ.get("RANK", "0")) == 0:  # under torchrun, only rank 0 writes
         model.save(out / "model.gvt")

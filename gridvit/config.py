@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from typing import Any
 
-from gridvit.model.config import BIAS_MODES, DECODERS
+from gridvit.model.config import ATTENTION_IMPLS, BIAS_MODES, DECODERS
 
 
 @dataclass
@@ -44,6 +44,9 @@ class TrainConfig:
             in the training process. Workers help when reads are slow (lazy zarr/netCDF, compression).
         activation_checkpointing: recompute each transformer block's activations in the backward pass
             instead of storing them (less memory, about one more forward of compute).
+        attention: ``"auto"`` (FlexAttention with the bias computed in the kernel on CUDA, fused SDPA on CPU),
+            ``"flex"`` or ``"sdpa"`` (see :class:`gridvit.model.ModelConfig`); saved with the model, which
+            loads and predicts on any device.
     """
 
     variables: list[str] | None = None
@@ -75,6 +78,7 @@ class TrainConfig:
     progress: bool = True
     num_workers: int = 0
     activation_checkpointing: bool = False
+    attention: str = "auto"
 
     def __post_init__(self) -> None:
         if isinstance(self.variables, str):
@@ -109,6 +113,8 @@ class TrainConfig:
             raise ValueError(f"decoder must be one of {DECODERS}, got {self.decoder!r}")
         if self.bias not in BIAS_MODES:
             raise ValueError(f"bias must be one of {BIAS_MODES}, got {self.bias!r}")
+        if self.attention not in ATTENTION_IMPLS:
+            raise ValueError(f"attention must be one of {ATTENTION_IMPLS}, got {self.attention!r}")
         if self.device not in ("auto", "cpu", "cuda") and not str(self.device).startswith("cuda:"):
             raise ValueError(f"device must be 'auto', 'cpu' or 'cuda[:N]', got {self.device!r}")
         if self.dim % self.heads:

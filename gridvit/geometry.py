@@ -233,3 +233,20 @@ def length_scale(distances: np.ndarray) -> float:
         return 1.0
     np.fill_diagonal(d, np.inf)
     return float(np.median(d.min(axis=1)))
+
+
+def patch_coordinates(grid: Grid, patch: int) -> tuple[np.ndarray, tuple[float | None, ...]]:
+    """Per-patch coordinates from which :func:`patch_distances` follows, O(N) memory.
+
+    Returns:
+        ``(coords, periods)``. On a sphere: unit vectors (N, 3) of the patch centres, so that the
+        great-circle distance is ``2 R asin(|u_i − u_j| / 2)`` (the haversine of :func:`great_circle_km`
+        written with the chord), periods ``(None, None, None)``. On a plane: the centres (N, 2) in grid
+        units (index space) and, per axis, the period (the axis length) when it wraps, else None.
+    """
+    c = patch_centres(grid, patch)  # (N, 2)
+    if grid.kind == "plane":
+        return c, tuple(float(n) if periodic else None for periodic, n in zip(grid.periodic, grid.shape))
+    lat, lon = np.deg2rad(c[:, 0]), np.deg2rad(c[:, 1])
+    xyz = np.stack([np.cos(lat) * np.cos(lon), np.cos(lat) * np.sin(lon), np.sin(lat)], axis=1)  # (N, 3)
+    return xyz, (None, None, None)

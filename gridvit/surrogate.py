@@ -16,15 +16,16 @@ import numpy as np
 import torch
 import xarray as xr
 
-from gridvit.checkpoint import CheckpointError, load_model_file, save_model_file
+from gridvit.checkpoint import CheckpointError, open_model_file, save_model_file
 from gridvit.config import TrainConfig
 from gridvit.data import DataSpec, FieldReader, Normaliser, describe, to_dataset
 from gridvit.data.normalise import DIVERGENCE_FACTOR
 from gridvit.data.spec import as_dataset
 from gridvit.forcings import calendar_channels
-from gridvit.model import GridViT, ModelConfig
+from gridvit.model import GridViT
 from gridvit.model.correction import SolverStep
-from gridvit.solvers.registry import scheme_from_dict, scheme_to_dict
+from gridvit.model_file import Checked, check_model_file, materialise
+from gridvit.solvers.registry import scheme_to_dict
 
 
 class RolloutDivergedError(RuntimeError):
@@ -259,37 +260,18 @@ class Surrogate:
 
     @classmethod
     def from_meta(cls, meta: dict[str, Any], tensors: dict[str, torch.Tensor] | None = None) -> "Surrogate":
-        """Rebuild from :meth:`meta` and the tensors of a model file (``model.*`` weights, static, climatology)."""
-        tensors = tensors or {}
-        state = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
-        mcfg = dict(meta["model_config"])
-        if mcfg.get("pos_grid") is not None:
-            mcfg["pos_grid"] = tuple(mcfg["pos_grid"])
-        model = GridViT(ModelConfig(**mcfg))
-        if state:
-            model.load_state_dict(state)
-        clim, static = tensors.get("climatology"), tensors.get("static")
-        normaliser = Normaliser.from_dict(meta["normaliser"], None if clim is None else clim.numpy())
-        return cls(model, config=TrainConfig(**meta["train_config"]), spec=DataSpec.from_dict(meta["spec"]),
-                   normaliser=normaliser, static=None if static is None else static.numpy(),
-                   static_names=tuple(meta["static_names"]), forcing_names=tuple(meta["forcing_names"]),
-                   solver=_solver_from_meta(meta.get("solver"), normaliser))
+        """Rebuild from :meth:`meta` and the tensors of a model file (``model.*`` weights, static, climatology).
 
+        Strict: every weight the header's model needs must be there with its exact shape and dtype, no other
+        tensor may be, and the statistics, climatology and static fields must fit the spec's grid and
+        channels (see :func:`gridvit.model_file.check_model_file`).
 
-def _solver_from_meta(d: Any, normaliser: Normaliser) -> SolverStep | None:
-    """The learned correction's classical step from a model file's ``solver`` entry (None: a pure surrogate).
-
-    The scheme is rebuilt by :func:`gridvit.solvers.registry.scheme_from_dict` (shipped classes only, their
-    parameters validated); anything else raises ValueError.
-    """
-    if d is None:
-        return None
-    if not isinstance(d, dict) or set(d) != {"scheme", "substeps"}:
-        raise ValueError(f"the solver entry must be {{'scheme': ..., 'substeps': k}}, got {str(d)[:120]}")
-    k = d["substeps"]
-    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= 1_000_000:
-        raise ValueError(f"solver substeps must be an int in [1, 1e6], got {k!r}")
-    return SolverStep(scheme_from_dict(d["scheme"]), k, normaliser.mean, normaliser.std)
+        Raises:
+            CheckpointError: naming what is missing or wrong.
+        """
+        tensors = dict(tensors or {})
+        checked = check_model_file(meta, {k: (tuple(v.shape), v.dtype) for k, v in tensors.items()})
+        return _rebuild(cls, checked, meta, tensors)
 
 
 def _grid_difference(got: DataSpec, want: DataSpec) -> str:
@@ -312,24 +294,54 @@ def _grid_difference(got: DataSpec, want: DataSpec) -> str:
     return ""
 
 
-def load(path: str | Path) -> Surrogate:
+def load(path: str | Path, *, max_bytes: int | None = None) -> Surrogate:
     """Load a model saved by :meth:`Surrogate.save` (a ``.gvt`` file, or a run folder holding ``model.gvt``).
 
-    Loading executes no code from the file (safetensors + JSON) and writes nothing.
+    Loading executes no code from the file (safetensors + JSON) and writes nothing. It is strict, and
+    checks before allocating: the header and the tensors' shapes are checked against each other
+    (:func:`gridvit.model_file.check_model_file`) before any tensor is read or the network built, so a
+    header cannot make it allocate more than the file's own tensors; files written since format 2 also
+    carry a SHA-256 digest of header and tensors, checked on read.
+
+    Args:
+        max_bytes: refuse files larger than this many bytes (default 2 GiB, or ``$GRIDVIT_MAX_MODEL_BYTES``).
 
     Raises:
         FileNotFoundError: no file at ``path``.
-        CheckpointError: not a gridvit model file (a pickle is refused unread), or its header is damaged or
-            holds unsafe names (path separators, ``..``).
+        CheckpointError: not a gridvit model file (a pickle is refused unread), too large, damaged (digest),
+            or its header and tensors disagree: weights missing, extra or of another shape/dtype, statistics
+            that do not fit the grid, unsafe names (path separators, ``..``), a scheme outside the allow-list.
     """
     path = Path(path)
     if path.is_dir():
         path = path / "model.gvt"
-    tensors, meta = load_model_file(path)
+    mf = open_model_file(path, max_bytes=max_bytes)
     try:
-        sur = Surrogate.from_meta(meta, tensors)
-    except (KeyError, TypeError, ValueError, RuntimeError) as err:
-        raise CheckpointError(f"{str(path)!r} is a damaged or unsafe gridvit model file: "
-                              f"{type(err).__name__}: {str(err).splitlines()[0][:300]}") from None
+        checked = check_model_file(mf.meta, mf.shapes)  # before a tensor is read or the network allocated
+    except CheckpointError as err:
+        raise CheckpointError(f"{str(path)!r} is a damaged or unsafe gridvit model file: {err}") from None
+    tensors = mf.read()  # the shapes checked above (safetensors reads what its header says)
+    try:
+        sur = _rebuild(Surrogate, checked, mf.meta, tensors)
+    except CheckpointError as err:
+        raise CheckpointError(f"{str(path)!r} is a damaged or unsafe gridvit model file: {err}") from None
     sur.model.eval()
     return sur
+
+
+def _rebuild(cls: type[Surrogate], checked: Checked, meta: dict[str, Any], tensors: dict[str, torch.Tensor]
+             ) -> Surrogate:
+    """A ``cls`` from a header that passed :func:`check_model_file` and the file's tensors."""
+    try:
+        model = materialise(checked.model_config, {k[len("model."):]: v for k, v in tensors.items()
+                                                   if k.startswith("model.")})
+        clim, static = tensors.get("climatology"), tensors.get("static")
+        normaliser = Normaliser.from_dict(meta["normaliser"], None if clim is None else clim.numpy())
+        solver = None if checked.solver is None else SolverStep(*checked.solver, normaliser.mean, normaliser.std)
+        return cls(model, config=checked.config, spec=checked.spec, normaliser=normaliser,
+                   static=None if static is None else static.numpy(), static_names=checked.static_names,
+                   forcing_names=checked.forcing_names, solver=solver)
+    except Exception as err:  # not expected after the checks; never a traceback from deep inside torch
+        lines = str(err).splitlines()
+        raise CheckpointError(f"the model could not be rebuilt: {type(err).__name__}: "
+                              f"{lines[0][:300] if lines else ''}") from None

@@ -25,7 +25,8 @@ import numpy as np
 import torch
 import xarray as xr
 
-from gridvit.checkpoint import check_writable, load_checkpoint, save_checkpoint
+from gridvit.checkpoint import (CheckpointError, check_writable, load_checkpoint, require_optimizer_state,
+                                require_state, save_checkpoint)
 from gridvit.config import TrainConfig
 from gridvit.data import prepare
 from gridvit.data.pipeline import Prepared
@@ -115,7 +116,8 @@ def build_surrogate(prep: Prepared, cfg: TrainConfig, *, solver: Any = None) -> 
     history = cfg.history + (step is not None)  # S^k(u) enters as one more (the last) input state
     mcfg = ModelConfig(history=history, channels=len(prep.spec.channels), extra_channels=n_static + len(forcings),
                        patch=cfg.patch or auto_patch(prep.spec.grid.shape), dim=cfg.dim, depth=cfg.depth,
-                       heads=cfg.heads, mlp_ratio=cfg.mlp_ratio, bias=cfg.bias, decoder=cfg.decoder)
+                       heads=cfg.heads, mlp_ratio=cfg.mlp_ratio, bias=cfg.bias, attention=cfg.attention,
+                       decoder=cfg.decoder)
     torch.manual_seed(cfg.seed)
     return Surrogate(GridViT(mcfg), config=cfg, spec=prep.spec, normaliser=prep.normaliser, static=prep.static,
                      static_names=prep.static_names, forcing_names=forcings, solver=step)
@@ -327,18 +329,44 @@ class Trainer:
                 "torch_rng": torch.get_rng_state()}
 
     def _restore(self, state: dict[str, Any]) -> None:
-        saved = json.loads(state["meta"])
-        now = self.sur.meta()
-        for key in ("model_config", "spec"):
-            if saved[key] != json.loads(json.dumps(now[key])):
-                raise ValueError(f"the checkpoint {str(self.path)!r} was written for another {key.replace('_', ' ')}"
-                                 "; use another checkpoint_dir or resume=False")
-        self.sur.model.load_state_dict(state["model"])
-        self.opt.load_state_dict(state["optimizer"])
-        self.epoch, self.step, self.elapsed = state["epoch"], state["step"], state["elapsed"]
-        self.best_val, self.bad_epochs, self.log = state["best_val"], state["bad_epochs"], list(state["log"])
-        self.best_state = state["best_state"] or None
-        torch.set_rng_state(state["torch_rng"])
+        """Continue from a checkpoint, strictly: the same model config and spec, weights (and best weights)
+        of exactly the model's names, shapes and dtypes, an optimizer state of the same groups and shapes,
+        counters of the right types; CheckpointError naming what is wrong (nothing is changed then)."""
+        where = f"the checkpoint {str(self.path)!r}"
+        keys = ("meta", "model", "optimizer", "epoch", "step", "elapsed", "best_val", "bad_epochs", "best_state", "log",
+                "torch_rng")
+        missing = [k for k in keys if k not in state]
+        if missing:
+            raise CheckpointError(f"{where} is damaged: it lacks {missing}")
+        try:
+            saved = json.loads(state["meta"])
+            now = self.sur.meta()
+            changed = [key for key in ("model_config", "spec") if saved[key] != json.loads(json.dumps(now[key]))]
+        except Exception as err:  # not a string, bad JSON, not a mapping, a missing section
+            raise CheckpointError(f"{where} has a damaged header ({type(err).__name__})") from None
+        if changed:
+            raise CheckpointError(f"{where} was written for another {changed[0].replace('_', ' ')}; use another "
+                                  "checkpoint_dir or resume=False")
+        expected = self.sur.model.state_dict()
+        weights = require_state(expected, state["model"], f"{where}: its model weights")
+        best = state["best_state"]  # {} before the first validation
+        best = None if isinstance(best, dict) and not best else require_state(expected, best, f"{where}: its best weights")
+        optimizer = require_optimizer_state(self.opt, state["optimizer"], f"{where}: its optimizer state")
+        counts = {k: state[k] for k in ("epoch", "step", "bad_epochs")}
+        numbers = {k: state[k] for k in ("elapsed", "best_val")}
+        rng = state["torch_rng"]
+        if (not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in counts.values())
+                or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0 for v in numbers.values())
+                or not (isinstance(state["log"], list) and all(isinstance(e, dict) for e in state["log"]))
+                or not (isinstance(rng, torch.Tensor) and rng.dtype == torch.uint8
+                        and rng.shape == torch.get_rng_state().shape)):
+            raise CheckpointError(f"{where} is damaged: its counters, log or random state are of the wrong type")
+        self.sur.model.load_state_dict(weights, strict=True)
+        self.opt.load_state_dict(optimizer)
+        self.epoch, self.step, self.elapsed = counts["epoch"], counts["step"], float(numbers["elapsed"])
+        self.best_val, self.bad_epochs, self.log = float(numbers["best_val"]), counts["bad_epochs"], list(state["log"])
+        self.best_state = best
+        torch.set_rng_state(rng)
 
 
 def _advance(bar, n: float) -> None:

@@ -7,6 +7,15 @@ head is local, the shallowest nearly global.
 
 The bias is derived from the grid, never stored in the ``state_dict``: it is cached per
 ``(grid.key, patch, device, dtype)`` in plain module state, so the same weights load and run on another grid.
+
+Two forms of the same numbers:
+
+- dense (:meth:`DistanceBias.forward`): a (1, h, N, N) tensor (or a :class:`SlopedDistance`) for SDPA — O(N²)
+  memory, the CPU path;
+- coordinates (:meth:`DistanceBias.token_distances`): a :class:`TokenDistance` holding O(N) per-token
+  coordinates and the per-head weights, from which FlexAttention's ``score_mod`` computes the bias inside the
+  kernel; no (N, N) tensor is built. With ``block_sparse`` it also carries a per-head block mask that skips
+  the key blocks whose bias is below −τ everywhere (see :func:`sparse_threshold`).
 """
 
 from __future__ import annotations
@@ -15,11 +24,16 @@ import math
 from collections import OrderedDict
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from gridvit.geometry import Grid, length_scale, patch_distances
+from gridvit.geometry import EARTH_RADIUS_KM, Grid, length_scale, patch_coordinates, patch_distances
+
+SPARSE_BLOCK = 128  # tokens per query/key block of the block mask (FlexAttention's default)
+SPARSE_EPS = 1e-6  # bound on the share of a row's attention mass that skipped blocks may hold
+SPARSE_SCORE_MARGIN = 10.0  # assumed bound Δ on how far a skipped key's q·k/√d exceeds the query's own
 
 
 @dataclass(frozen=True)
@@ -40,6 +54,117 @@ class SlopedDistance:
         """The bias as a tensor (1, h, N, N)."""
         bias = -(self.slopes[None, :, None, None].to(self.dist.dtype) * self.dist)  # (1, h, N, N)
         return bias if dtype is None else bias.to(dtype)
+
+
+def sparse_threshold(tokens: int) -> float:
+    """τ = ln(N / ε) + Δ: key blocks whose bias is below −τ for every entry are skipped.
+
+    A row keeps at least its own key (bias 0, logit ``s_ii``); each skipped key j has logit ``s_ij − b`` with
+    ``b ≥ τ``, so the skipped share of the row's softmax mass is below ``N · exp(s_ij − s_ii − τ)``, which is
+    ``≤ ε = 1e-6`` (:data:`SPARSE_EPS`) while no skipped key's unbiased score ``q·k/√d`` exceeds the query's
+    own by more than Δ = 10 (:data:`SPARSE_SCORE_MARGIN`, an assumption on the scores, not a guarantee).
+    """
+    return math.log(max(tokens, 1) / SPARSE_EPS) + SPARSE_SCORE_MARGIN
+
+
+def token_distance(a: tuple, b: tuple, kind: str, periods: tuple | None = None) -> torch.Tensor:
+    """Elementwise distance between points given by coordinate components (tensors that broadcast).
+
+    On a sphere the components are unit vectors and the result is the central angle θ in radians, from the
+    form that is well conditioned in each range (``acos`` of the dot product is not, near 0 and π):
+    ``2 asin(|a − b| / 2)`` for θ < 60°, ``π/2 − asin(a·b)`` for 60°–120°, ``π − 2 asin(|a + b| / 2)``
+    beyond. Every asin argument is ≤ 1/2 (the short polynomial branch of ``asinf`` in a GPU kernel) and one
+    sqrt serves both chord branches. On a plane: the Euclidean distance in grid units, each axis with a period p
+    (a float or a 0-d tensor; ``inf`` or None: bounded) wrapped to ``min(δ, p − δ)`` — coordinates along a
+    periodic axis must lie in [0, p), so ``δ < p`` (:func:`patch_distances` takes ``δ mod p`` of centres that
+    may pass the end of the axis: the same numbers).
+    """
+    if kind == "sphere":
+        minus = sum((x - y) * (x - y) for x, y in zip(a, b))  # |a − b|² = 2 − 2 a·b
+        plus = sum((x + y) * (x + y) for x, y in zip(a, b))  # |a + b|² = 2 + 2 a·b
+        dot = sum(x * y for x, y in zip(a, b))
+        near, far = minus < 1.0, plus < 1.0  # θ < 60°, θ > 120°
+        chord = torch.sqrt(torch.where(near, minus, plus)) * 0.5
+        t = torch.asin(torch.clamp(torch.where(near | far, chord, dot), min=-0.5, max=0.5))
+        return torch.where(near, 2.0 * t, torch.where(far, math.pi - 2.0 * t, 0.5 * math.pi - t))
+    total = 0.0
+    for axis, (x, y) in enumerate(zip(a, b)):
+        delta = torch.abs(x - y)
+        if periods is not None and periods[axis] is not None:
+            delta = torch.minimum(delta, periods[axis] - delta)
+        total = total + delta * delta
+    return torch.sqrt(total)
+
+
+@dataclass(frozen=True)
+class TokenDistance:
+    """A bias ``bias[h, i, j] = −w_h · r(i, j)`` computed from per-token coordinates (O(N) memory).
+
+    ``r`` is :func:`token_distance` (radians on a sphere, grid units on a plane) and ``w_h`` the head's slope
+    over the length scale (``m_h R / L`` on a sphere, ``m_h / L`` on a plane), so ``w_h r = m_h d / L``.
+
+    Attributes:
+        weights: (h,) per-head weights w_h (may require grad: learnable slopes).
+        coords: per-token coordinate components, each (N,).
+        kind: ``"sphere"`` or ``"plane"``.
+        periods: on a plane, (k,) the period of each axis (``inf`` where it does not wrap); None on a sphere.
+            A tensor, not floats: captured by the kernel's ``score_mod``, it is an input, not a constant
+            that torch.compile would specialise on.
+        block_mask: a FlexAttention ``BlockMask`` skipping blocks with bias below −τ everywhere, or None.
+    """
+
+    weights: torch.Tensor
+    coords: tuple[torch.Tensor, ...]
+    kind: str
+    periods: torch.Tensor | None
+    block_mask: object | None = None
+
+    @property
+    def tokens(self) -> int:
+        """N."""
+        return self.coords[0].shape[0]
+
+
+@dataclass(frozen=True)
+class _TokenGeometry:
+    """What the coordinate path caches per grid: coordinates, r → d/L factor, per-block-pair minimum r."""
+
+    coords: tuple[torch.Tensor, ...]
+    kind: str
+    periods: torch.Tensor | None  # (k,), inf where an axis does not wrap; None on a sphere
+    factor: float
+    block_min: torch.Tensor  # (nb, nb), nb = ceil(N / SPARSE_BLOCK)
+
+
+def _distance_pass(coords: torch.Tensor, kind: str, periods: tuple, block: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each token's nearest-neighbour distance (N,) and the minimum distance per (query, key) block pair
+    (nb, nb), from coordinates (N, k), computed in row chunks of about 4M pairs: O(N) memory, O(N²) time."""
+    n = coords.shape[0]
+    nb = -(-n // block)
+    rows = block * max(1, 2**22 // (n * block))
+    cols = coords.unbind(1)
+    nearest = torch.empty(n, dtype=coords.dtype, device=coords.device)
+    block_min = torch.empty(nb, nb, dtype=coords.dtype, device=coords.device)
+    for start in range(0, n, rows):
+        stop = min(start + rows, n)
+        d = token_distance(tuple(c[start:stop, None] for c in cols), tuple(c[None, :] for c in cols), kind, periods)  # (r, N)
+        padded = F.pad(d, (0, nb * block - n, 0, -(stop - start) % block), value=math.inf)  # (r', nb·block)
+        block_min[start // block : -(-stop // block)] = padded.reshape(-1, block, nb, block).amin(dim=(1, 3))
+        d[torch.arange(stop - start), torch.arange(start, stop)] = math.inf  # exclude self from the neighbours
+        nearest[start:stop] = d.amin(dim=1)
+    return nearest, block_min
+
+
+def _block_mask(block_min: torch.Tensor, weights: torch.Tensor, tokens: int):
+    """A per-head BlockMask keeping the key blocks where some bias exceeds −τ; None when nothing is skipped."""
+    from torch.nn.attention.flex_attention import BlockMask
+
+    keep = weights.detach()[:, None, None].to(block_min.dtype) * block_min < sparse_threshold(tokens)  # (h, nb, nb)
+    if bool(keep.all()):
+        return None
+    counts = keep.sum(-1, dtype=torch.int32)  # (h, nb) kept key blocks per query block
+    order = torch.argsort((~keep).to(torch.int8), dim=-1, stable=True).to(torch.int32)  # (h, nb, nb) kept first
+    return BlockMask.from_kv_blocks(counts[None], order[None], BLOCK_SIZE=SPARSE_BLOCK, seq_lengths=(tokens, tokens))
 
 
 def alibi_slopes(heads: int, *, slope_max: float = 1.0, slope_min: float = 1.0 / 64.0) -> torch.Tensor:
@@ -124,6 +249,55 @@ class DistanceBias(nn.Module):
         dist = self.scaled_distances(grid, patch, device=device, dtype=dtype)  # (N, N)
         log_dist = self._cached(("log", grid.key, patch, device, dtype), lambda: torch.log(dist))  # (N, N)
         return [SlopedDistance(m, dist, log_dist) for m in self.slopes()]  # m: (h,)
+
+    @torch.compiler.disable
+    def token_distances(
+        self, grid: Grid, patch: int, *, device: torch.device, dtype: torch.dtype, block_sparse: bool = True
+    ) -> list[TokenDistance | None]:
+        """One :class:`TokenDistance` per layer (None for ``mode="none"``): the bias as O(N) coordinates.
+
+        Coordinates are float64 when ``dtype`` is, else float32 (the kernel adds the bias to float32 scores).
+        With ``block_sparse`` each carries the block mask of its weights (ALiBi: cached with the grid;
+        learnable: rebuilt every call from the current slopes, detached).
+        """
+        if self.mode == "none":
+            return [None] * self.layers
+        cdtype = torch.float64 if dtype == torch.float64 else torch.float32
+        geo = self._cached(("coords", grid.key, patch, device, cdtype), lambda: self._geometry(grid, patch, device, cdtype))
+        n = geo.coords[0].shape[0]
+        if self.mode == "alibi":
+            w = self.fixed_slopes.to(device=device, dtype=cdtype) * geo.factor  # (h,)
+            mask = None
+            if block_sparse:
+                key = ("mask", grid.key, patch, device, cdtype)
+                mask = self._cached(key, lambda: _block_mask(geo.block_min, w, n))
+            return [TokenDistance(w, geo.coords, geo.kind, geo.periods, mask)] * self.layers
+        out = []
+        for m in self.slopes():  # (h,) per layer
+            w = m.to(cdtype) * geo.factor  # (h,), carries the slopes' gradient
+            mask = _block_mask(geo.block_min, w, n) if block_sparse else None
+            out.append(TokenDistance(w, geo.coords, geo.kind, geo.periods, mask))
+        return out
+
+    def _geometry(self, grid: Grid, patch: int, device: torch.device, dtype: torch.dtype) -> _TokenGeometry:
+        """Coordinates, the factor from r to d/L (L as :meth:`_distances` takes it) and the block minima of r."""
+        coords, periods = patch_coordinates(grid, patch)  # (N, k) float64
+        for axis, period in enumerate(periods):
+            if period is not None:
+                coords[:, axis] %= period  # into [0, p), as token_distance needs
+        c64 = torch.as_tensor(coords, dtype=torch.float64, device=device)  # (N, k)
+        nearest, block_min = _distance_pass(c64, grid.kind, periods, SPARSE_BLOCK)  # (N,), (nb, nb) in r units
+        unit = EARTH_RADIUS_KM if grid.kind == "sphere" else 1.0  # r -> km on a sphere, grid units on a plane
+        scale = self.length_scale
+        if scale is None:
+            scale = float(np.median(nearest.cpu().numpy())) * unit if len(nearest) > 1 else 1.0
+        if not math.isfinite(scale) or scale <= 0:
+            scale = 1.0  # as _distances: a single patch (or coincident centres)
+        cols = tuple(c.contiguous() for c in c64.to(dtype).unbind(1))  # k × (N,)
+        wrap = None
+        if grid.kind == "plane":
+            wrap = torch.tensor([math.inf if p is None else p for p in periods], dtype=dtype, device=device)  # (k,)
+        return _TokenGeometry(cols, grid.kind, wrap, unit / scale, block_min.to(dtype))
 
     def _alibi(self, grid: Grid, patch: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
         dist = self._distances(grid, patch, device, torch.float32)  # (N, N)

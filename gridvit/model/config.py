@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 BIAS_MODES = ("alibi", "learnable", "none")
-ATTENTION_IMPLS = ("sdpa", "flex")
+ATTENTION_IMPLS = ("auto", "sdpa", "flex")
 DECODERS = ("linear", "conv")
 
 
@@ -37,8 +37,13 @@ class ModelConfig:
             head emits ``decoder_width`` features per cell, refined by two 3×3 convolutions across patch
             borders: no patch seams; see :mod:`gridvit.model.decoder`).
         decoder_width: F, features per cell of the conv decoder.
-        attention: ``"sdpa"`` (``F.scaled_dot_product_attention``, every device) or ``"flex"``
-            (FlexAttention ``score_mod`` on CUDA; SDPA elsewhere, as FlexAttention has no CPU backward).
+        attention: ``"auto"`` (FlexAttention on CUDA with the bias computed in the kernel from token
+            coordinates, O(N) memory; fused SDPA with the dense bias elsewhere, as FlexAttention has no CPU
+            backward), ``"flex"`` (the same, but an error on a CUDA torch without FlexAttention) or ``"sdpa"``
+            (SDPA with the dense (1, h, N, N) bias on every device). Models load and predict on any device
+            whatever they were trained with.
+        block_sparse: on the Flex path, skip the key blocks whose bias is below −τ for every entry (a per-head
+            block mask; τ = ln(N/1e-6) + 10, see :func:`gridvit.model.bias.sparse_threshold`). Off: every block.
     """
 
     history: int = 1
@@ -55,7 +60,8 @@ class ModelConfig:
     length_scale: float | None = None
     abs_pos_embed: bool = False
     pos_grid: tuple[int, int] | None = None
-    attention: str = "sdpa"
+    attention: str = "auto"
+    block_sparse: bool = True
     decoder: str = "linear"
     decoder_width: int = 32
 
@@ -76,6 +82,8 @@ class ModelConfig:
             raise ValueError(f"ModelConfig.decoder must be one of {DECODERS}, got {self.decoder!r}")
         if self.attention not in ATTENTION_IMPLS:
             raise ValueError(f"ModelConfig.attention must be one of {ATTENTION_IMPLS}, got {self.attention!r}")
+        if not isinstance(self.block_sparse, bool):
+            raise TypeError(f"ModelConfig.block_sparse must be True or False, got {self.block_sparse!r}")
         if not 0 < self.slope_min <= self.slope_max:
             raise ValueError(
                 f"ModelConfig slopes need 0 < slope_min <= slope_max, got {self.slope_min!r}, {self.slope_max!r}"

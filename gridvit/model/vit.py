@@ -17,6 +17,7 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from gridvit.geometry import Grid
+from gridvit.model import attention as _attention
 from gridvit.model.attention import Attention
 from gridvit.model.bias import DistanceBias
 from gridvit.model.config import ModelConfig
@@ -39,7 +40,7 @@ class MLP(nn.Module):
 class Block(nn.Module):
     """Pre-LN transformer block: ``x + attn(LN(x), bias)`` then ``x + mlp(LN(x))``."""
 
-    def __init__(self, dim: int, heads: int, mlp_ratio: float, *, impl: str = "sdpa") -> None:
+    def __init__(self, dim: int, heads: int, mlp_ratio: float, *, impl: str = "auto") -> None:
         super().__init__()
         self.norm1 = nn.LayerNorm(dim)
         self.attn = Attention(dim, heads, impl=impl)
@@ -139,7 +140,7 @@ class GridViT(nn.Module):
         z = self.embed(tokens)  # (B, N, D)
         if self.pos_embed is not None:
             z = z + self._pos_embed(patch_grid_shape((h, w), cfg.patch))  # (B, N, D)
-        biases = self.distance_bias(grid, cfg.patch, device=z.device, dtype=_compute_dtype(z))  # depth × (1, h, N, N)
+        biases = self._biases(grid, z, dense=return_attention)  # depth × (1, h, N, N) or O(N) coordinates (Flex)
         attention = []
         recompute = self.activation_checkpointing and self.training and torch.is_grad_enabled()
         for block, bias in zip(self.blocks, biases):
@@ -154,6 +155,15 @@ class GridViT(nn.Module):
             delta = self.refine(delta, grid.periodic)  # (B, C, H, W), mixed across patch borders
         y = last + delta.to(last.dtype)  # (B, C, H, W)
         return (y, attention) if return_attention else y
+
+    def _biases(self, grid: Grid, z: torch.Tensor, *, dense: bool) -> list:
+        """Per-layer biases: :class:`~gridvit.model.bias.TokenDistance` (O(N) coordinates, the bias computed in
+        the FlexAttention kernel) where the attention runs Flex, else the dense (1, h, N, N) form."""
+        cfg, dtype = self.cfg, _compute_dtype(z)
+        if not dense and _attention.uses_flex(cfg.attention, z.device):
+            return self.distance_bias.token_distances(grid, cfg.patch, device=z.device, dtype=dtype,
+                                                      block_sparse=cfg.block_sparse)
+        return self.distance_bias(grid, cfg.patch, device=z.device, dtype=dtype)
 
     def _pos_embed(self, patch_grid: tuple[int, int]) -> torch.Tensor:
         """The absolute embedding (1, N, D) for an (nh, nw) patch grid, bicubically resized if needed."""
