@@ -81,9 +81,9 @@ def coarse_scheme(case: Any, grid: int, traj: np.ndarray, device: str) -> tuple[
     return best["_scheme"], best["k"], record
 
 
-def gridvit_options(case: Any, st: Any, device: str, budget: float) -> dict[str, Any]:
-    """The ``gridvit.train`` options shared by the pure and the corrected surrogate."""
-    options = dict(case.model)
+def gridvit_options(model: dict[str, Any], st: Any, device: str, budget: float) -> dict[str, Any]:
+    """``gridvit.train`` options: the case's ``model`` options (width × the preset's scale) and the shared ones."""
+    options = dict(model)
     options["dim"] = options["dim"] * st.model_scale
     return dict(history=1, lead=1, time_budget=budget, climatology=None, calendar=False, progress=False,
                 device=device, seed=0, patience=PATIENCE, **options)
@@ -99,7 +99,7 @@ def train_all(case: Any, st: Any, traj: np.ndarray, scheme: Any, device: str,
     import gridvit
 
     ds = as_dataset(case, traj)
-    options = gridvit_options(case, st, device, budget)
+    options = gridvit_options(case.model, st, device, budget)
     out: dict[str, tuple[Stepper | None, dict[str, Any]]] = {}
     for model in MODELS:
         start = time.perf_counter()
@@ -113,12 +113,13 @@ def train_all(case: Any, st: Any, traj: np.ndarray, scheme: Any, device: str,
             step, info = train_fno(traj, budget=budget, device=device, patience=PATIENCE, **recipe)
             info["model"] = {"modes": 16, "width": 32, **recipe}
         else:
-            # a fresh copy: constants the scheme cached under inference_mode cannot enter autograd
+            mine = {**case.model, **case.corrected} if model == "corrected" else case.model
+            # a fresh copy of the scheme: constants it cached under inference_mode cannot enter autograd
             extra = {"solver": scheme.with_dt(scheme.dt)} if model == "corrected" else {}
-            sur = gridvit.train(ds, **options, **extra)
+            sur = gridvit.train(ds, **gridvit_options(mine, st, device, budget), **extra)
             step = sur.step
             info = {"parameters": sum(p.numel() for p in sur.model.parameters()),
-                    "model": {k: options[k] for k in case.model}}
+                    "model": {**mine, "dim": mine["dim"] * st.model_scale}}
         info["train_s"] = time.perf_counter() - start
         out[model] = (step, info)
     return out

@@ -164,7 +164,8 @@ class Case:
     horizons: tuple[int, ...]  # in surrogate steps
     train_steps: int  # saved steps per training trajectory
     coarse: tuple[str, ...]  # schemes the learned correction may sit on (the cheapest stable one is used)
-    model: dict[str, Any] = field(default_factory=dict)
+    model: dict[str, Any] = field(default_factory=dict)  # gridvit.train options of the pure surrogate
+    corrected: dict[str, Any] = field(default_factory=dict)  # the corrected surrogate's changes to ``model``
 
     @property
     def channels(self) -> int:
