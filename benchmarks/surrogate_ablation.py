@@ -14,12 +14,14 @@ the wall time of each run is reported beside it. Variants, cumulative where the 
   coarse scheme's error beside it, unrolled loss with and without backpropagation through the solver.
 
     python benchmarks/surrogate_ablation.py --device cuda --budget-s 200   # one H200, writes results
+    python benchmarks/surrogate_ablation.py --device cuda --start 5 --budget-s 100  # continue a cut run
     python benchmarks/surrogate_ablation.py --smoke                # CPU, seconds, prints only
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 
@@ -34,7 +36,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 sys.path[:0] = [str(Path(__file__).resolve().parent), str(Path(__file__).resolve().parents[1])]
-from _common import load_span, write_results  # noqa: E402
+from _common import RESULTS, load_span, write_results  # noqa: E402
 from surrogate_vs_stencil import CASES, PRESETS, as_dataset, initial_states, nrmse, reference, run_to_horizons  # noqa: E402
 
 NAME = "surrogate_ablation"
@@ -46,13 +48,13 @@ VARIANTS: list[tuple[str, str, dict[str, Any], str | None, int]] = [  # in the o
     ("corrected upwind:6, 1-step loss", "burgers", {"patch": 2, "decoder": "conv", "rollout_steps": 1}, "upwind:6", 1),
     ("corrected central:2, 1-step loss", "navier_stokes", {"patch": 2, "decoder": "conv", "rollout_steps": 1},
      "central:2", 1),
-    ("corrected central:8, 1-step loss", "navier_stokes", {"patch": 2, "decoder": "conv", "rollout_steps": 1},
-     "central:8", 1),
+    ("corrected upwind:6, unrolled through solver", "burgers", {"patch": 2, "decoder": "conv"}, "upwind:6", 1),
+    ("+ noise", "burgers", {"patch": 2, "decoder": "conv", "input_noise": 0.01}, None, 1),
     ("pure", "navier_stokes", {}, None, 1),
     ("+ patch 2, conv decoder", "navier_stokes", {"patch": 2, "decoder": "conv"}, None, 1),
-    ("+ noise", "burgers", {"patch": 2, "decoder": "conv", "input_noise": 0.01}, None, 1),
+    ("corrected central:8, 1-step loss", "navier_stokes", {"patch": 2, "decoder": "conv", "rollout_steps": 1},
+     "central:8", 1),
     ("+ 4× data", "burgers", {"patch": 2, "decoder": "conv", "input_noise": 0.01}, None, 4),
-    ("corrected upwind:6, unrolled through solver", "burgers", {"patch": 2, "decoder": "conv"}, "upwind:6", 1),
     ("corrected upwind:6, unrolled, pushforward", "burgers", {"patch": 2, "decoder": "conv", "pushforward": True},
      "upwind:6", 1),
     ("+ 4× data", "navier_stokes", {"patch": 2, "decoder": "conv"}, None, 4),
@@ -148,6 +150,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--steps", type=int, default=3000, help="optimiser steps per variant (default 3000)")
     ap.add_argument("--smoke", action="store_true", help="16², a few steps, prints only")
     ap.add_argument("--only", default="", help="comma-separated pdes to run (default all)")
+    ap.add_argument("--start", type=int, default=0,
+                    help="skip the first START variants and append to the rows already in results/ (a continued run)")
     ap.add_argument("--budget-s", type=float, default=float("inf"),
                     help="start no new variant after this many seconds; results so far are written")
     args = ap.parse_args(argv)
@@ -156,9 +160,14 @@ def main(argv: list[str] | None = None) -> None:
     load_start = os.getloadavg()
     data: dict[tuple[str, int], dict[str, np.ndarray]] = {}
     rows, start_all = [], time.perf_counter()
+    if args.start:
+        rows = json.loads((RESULTS / f"{NAME}.json").read_text())["rows"][: args.start]
     settings = {"device": args.device, "steps": steps, "grid": st.grid, "fine": st.fine, "train": st.train_samples,
                 "test": st.test_samples}
-    for name, pde, options, coarse, multiple in VARIANTS:
+    def payload() -> dict[str, Any]:
+        return {"settings": {**settings, "load_average": load_span(load_start)}, "rows": rows}
+
+    for name, pde, options, coarse, multiple in VARIANTS[args.start:]:
         if time.perf_counter() - start_all > args.budget_s:
             print(f"budget of {args.budget_s:g} s spent: variants from {name!r} ({pde}) on not run", flush=True)
             break
@@ -171,10 +180,9 @@ def main(argv: list[str] | None = None) -> None:
                                             test=st.test_samples, device=args.device)
             print(f"{pde}: data ×{multiple} in {time.perf_counter() - start:.0f} s", flush=True)
         rows.append(run_variant(name, pde, options, coarse, data[pde, multiple], steps=steps, device=args.device))
-        payload = {"settings": {**settings, "load_average": load_span(load_start)}, "rows": rows}
         if not args.smoke:  # after every variant, so a run cut short keeps what it measured
-            write_results(NAME, payload, markdown(payload))
-    print(markdown(payload))
+            write_results(NAME, payload(), markdown(payload()))
+    print(markdown(payload()))
 
 
 if __name__ == "__main__":
