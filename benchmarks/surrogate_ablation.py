@@ -40,6 +40,7 @@ from _common import RESULTS, load_span, write_results  # noqa: E402
 from surrogate_vs_stencil import CASES, PRESETS, as_dataset, initial_states, nrmse, reference, run_to_horizons  # noqa: E402
 
 NAME = "surrogate_ablation"
+TRAIN = 64  # training trajectories (×4 where a variant says so); the smoke preset keeps its own
 # (name, pde, model options over the case's, coarse scheme "name:k" or None, training-trajectory multiple)
 VARIANTS: list[tuple[str, str, dict[str, Any], str | None, int]] = [  # in the order they are run
     ("pure", "burgers", {}, None, 1),
@@ -162,7 +163,8 @@ def main(argv: list[str] | None = None) -> None:
     rows, start_all = [], time.perf_counter()
     if args.start:
         rows = json.loads((RESULTS / f"{NAME}.json").read_text())["rows"][: args.start]
-    settings = {"device": args.device, "steps": steps, "grid": st.grid, "fine": st.fine, "train": st.train_samples,
+    train = st.train_samples if args.smoke else TRAIN
+    settings = {"device": args.device, "steps": steps, "grid": st.grid, "fine": st.fine, "train": train,
                 "test": st.test_samples}
     def payload() -> dict[str, Any]:
         return {"settings": {**settings, "load_average": load_span(load_start)}, "rows": rows}
@@ -176,7 +178,7 @@ def main(argv: list[str] | None = None) -> None:
         multiple = 1 if args.smoke else multiple  # the smoke grid's coarse reference is unstable on more draws
         if (pde, multiple) not in data:
             start = time.perf_counter()
-            data[pde, multiple] = make_data(pde, multiple, grid=st.grid, fine=st.fine, train=st.train_samples,
+            data[pde, multiple] = make_data(pde, multiple, grid=st.grid, fine=st.fine, train=train,
                                             test=st.test_samples, device=args.device)
             print(f"{pde}: data ×{multiple} in {time.perf_counter() - start:.0f} s", flush=True)
         rows.append(run_variant(name, pde, options, coarse, data[pde, multiple], steps=steps, device=args.device))

@@ -112,7 +112,8 @@ def build_surrogate(prep: Prepared, cfg: TrainConfig, *, solver: Any = None) -> 
         if prep.normaliser.clim is not None:
             raise ValueError("a solver works on plain mean/std normalisation; pass climatology=None")
         k = substeps_for(solver, prep.spec, lead=cfg.lead, channels=len(prep.spec.channels))
-        step = SolverStep(solver, k, prep.normaliser.mean, prep.normaliser.std)
+        fresh = solver.with_dt(solver.dt)  # its own constant cache (one built under inference_mode cannot train)
+        step = SolverStep(fresh, k, prep.normaliser.mean, prep.normaliser.std)
     history = cfg.history + (step is not None)  # S^k(u) enters as one more (the last) input state
     mcfg = ModelConfig(history=history, channels=len(prep.spec.channels), extra_channels=n_static + len(forcings),
                        patch=cfg.patch or auto_patch(prep.spec.grid.shape), dim=cfg.dim, depth=cfg.depth,
