@@ -11,6 +11,7 @@ from typing import ClassVar
 
 import torch
 
+from gridvit.solvers import fused
 from gridvit.solvers.base import BoundedScheme
 from gridvit.solvers.grid_ops import stencil
 
@@ -56,6 +57,11 @@ class AdvectionUpwind(_Advection):
         centre, nb = self.cached(("coef",), self.coefficients)
         return stencil(u, centre, nb, self.bcs, self.spacing)  # (B, C, H, W)
 
+    def _fused(self, u: torch.Tensor) -> torch.Tensor:
+        consts = self.cached(("fused", u.dtype), lambda: fused.constants(
+            fused.five_point(*self.coefficients()), self.bcs, self.spacing, u.dtype))
+        return fused.stencil(u, consts)
+
 
 @dataclass(frozen=True, eq=False, kw_only=True)
 class AdvectionLaxWendroff(_Advection):
@@ -77,10 +83,20 @@ class AdvectionLaxWendroff(_Advection):
         """(centre, neighbours) of a 1-D Lax–Wendroff sweep with Courant number c along ``axis``."""
         return 1.0 - c * c, {(axis, -1): 0.5 * (c * c + c), (axis, 1): 0.5 * (c * c - c)}
 
-    def _step(self, u: torch.Tensor) -> torch.Tensor:
+    def sweeps(self) -> list[tuple[float, dict[tuple[int, int], float]]]:
+        """The (centre, neighbours) of the x sweep, then the y sweep, leaving out a zero Courant number."""
         cx, cy = self.vx * self.dt / self.dx, self.vy * self.dt / self.dy
-        if cx != 0.0:
-            u = stencil(u, *self.sweep(cx, 1), self.bcs, self.spacing)  # (B, C, H, W)
-        if cy != 0.0:
-            u = stencil(u, *self.sweep(cy, 0), self.bcs, self.spacing)
-        return u if (cx != 0.0 or cy != 0.0) else u.clone()
+        return [self.sweep(c, axis) for c, axis in ((cx, 1), (cy, 0)) if c != 0.0]
+
+    def _step(self, u: torch.Tensor) -> torch.Tensor:
+        sweeps = self.sweeps()
+        for centre, nb in sweeps:
+            u = stencil(u, centre, nb, self.bcs, self.spacing)  # (B, C, H, W)
+        return u if sweeps else u.clone()
+
+    def _fused(self, u: torch.Tensor) -> torch.Tensor:
+        consts = self.cached(("fused", u.dtype), lambda: [fused.constants(
+            fused.five_point(*sw), self.bcs, self.spacing, u.dtype) for sw in self.sweeps()])
+        for c in consts:
+            u = fused.stencil(u, c)  # (B, C, H, W)
+        return u if consts else u.clone()

@@ -15,6 +15,7 @@ from typing import Any, Callable, ClassVar
 
 import torch
 
+from gridvit.solvers import fused
 from gridvit.solvers.grid_ops import Boundaries, boundaries, check_grid, describe
 
 
@@ -128,12 +129,34 @@ class Scheme:
         return {}
 
     def __call__(self, u: torch.Tensor) -> torch.Tensor:
-        """Advance (B, C, H, W) by one step of ``dt`` -> (B, C, H, W)."""
+        """Advance (B, C, H, W) by one step of ``dt`` -> (B, C, H, W).
+
+        On the CPU with no gradient to record, explicit schemes run one compiled loop per step or stage
+        (:mod:`gridvit.solvers.fused`); otherwise, and on GPUs, the torch path.
+        """
         check_grid(u, self.channels, self.label)
+        if fused.eligible(u):
+            out = self._fused(u)
+            if out is not None:
+                return out
         return self._step(u)
+
+    def run(self, u: torch.Tensor, steps: int) -> torch.Tensor:
+        """Advance (B, C, H, W) by ``steps`` steps -> (B, C, H, W); equal to calling the scheme ``steps`` times.
+
+        On CUDA (no gradient recorded) the steps replay a captured CUDA graph, so small grids are not
+        bound by kernel launches; on the CPU they loop over the fused step (see :func:`runner.run`).
+        """
+        from gridvit.solvers.runner import run
+
+        return run(self, u, steps)
 
     def _step(self, u: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
+
+    def _fused(self, u: torch.Tensor) -> torch.Tensor | None:
+        """The fused CPU step of a contiguous CPU ``u`` (None: this scheme has none; see :mod:`.fused`)."""
+        return None
 
     def cached(self, key: tuple, make: Callable[[], Any]) -> Any:
         """Memoise per-grid constants (FFT multipliers, eigenvectors) on this scheme."""

@@ -17,6 +17,7 @@ from typing import ClassVar
 
 import torch
 
+from gridvit.solvers import fused
 from gridvit.solvers.base import BoundedScheme, ssprk3
 from gridvit.solvers.grid_ops import pad, shifted
 
@@ -58,6 +59,18 @@ class _Burgers(BoundedScheme):
 
     def _step(self, u: torch.Tensor) -> torch.Tensor:
         return ssprk3(self.rhs, u, self.dt)
+
+    def _fused(self, u: torch.Tensor) -> torch.Tensor:
+        dy, dx, nu = self.dy, self.dx, self.viscosity
+        stages = self.cached(("fused", u.dtype), lambda: fused.stage_constants(
+            (self.dt, nu / dy**2, nu / dx**2, 1.0 / dy, 1.0 / dx, 0.5 / dy, 0.5 / dx, -2.0 * nu * (1.0 / dy**2 + 1.0 / dx**2)),
+            self.bcs, self.spacing, u.dtype))
+        kernel, upwind = fused.compiled().burgers_stage, self.name == "upwind"
+
+        def stage(v: torch.Tensor, u0: torch.Tensor, out: torch.Tensor, k: int) -> None:
+            kernel(v.numpy(), u0.numpy(), out.numpy(), *stages[k], upwind)
+
+        return fused.ssprk3(stage, u)  # (B, 2, H, W)
 
 
 @dataclass(frozen=True, eq=False, kw_only=True)

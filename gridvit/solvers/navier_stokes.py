@@ -17,6 +17,7 @@ from typing import ClassVar
 
 import torch
 
+from gridvit.solvers import fused
 from gridvit.solvers.base import Scheme, ssprk3
 from gridvit.solvers.grid_ops import boundaries, laplacian, pad, shifted
 from gridvit.solvers.spectral import continuous_k2, fourier_multiplier, irfft2, rfft2
@@ -151,6 +152,21 @@ class _NavierStokes(Scheme):
 
     def _step(self, u: torch.Tensor) -> torch.Tensor:
         return ssprk3(self.rhs, u, self.dt)
+
+    def _fused(self, u: torch.Tensor) -> torch.Tensor:
+        h, dy, dx, nu = u.shape[-2], self.dy, self.dx, self.viscosity
+        stages = self.cached(("fused", u.dtype), lambda: fused.stage_constants(
+            (self.dt, nu / dy**2, nu / dx**2, self.drag, 0.25 / (dx * dy), 1.0 / (12.0 * dx * dy),
+             -2.0 * nu * (1.0 / dy**2 + 1.0 / dx**2)), self.bcs, self.spacing, u.dtype))
+        force = self.cached(("fused_f", h, u.dtype), lambda: (
+            self.forcing_field(h, u.dtype, u.device)[:, 0] if self.forcing else torch.zeros(h, dtype=u.dtype)).numpy())
+        kernel, arakawa = fused.compiled().navier_stokes_stage, self.name == "arakawa"
+
+        def stage(v: torch.Tensor, u0: torch.Tensor, out: torch.Tensor, k: int) -> None:
+            psi = self.streamfunction(v)  # (B, 1, H, W) by FFT (torch)
+            kernel(fused.planes(psi), fused.planes(v), fused.planes(u0), fused.planes(out), stages[k][0], force, arakawa)
+
+        return fused.ssprk3(stage, u)  # (B, 1, H, W)
 
 
 @dataclass(frozen=True, eq=False, kw_only=True)

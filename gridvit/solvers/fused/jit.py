@@ -1,0 +1,17 @@
+"""``jit``: numba's ``njit`` with the on-disk cache where it can be written, without it where not."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from numba import njit
+
+
+def jit(fn: Callable) -> Callable:
+    """Compile ``fn`` lazily, parallel over ``prange``, cached on disk (next to this file, else numba's
+    user-wide cache dir). Where no cache directory is writable numba refuses ``cache=True`` at decoration;
+    the kernel is then compiled once per process instead."""
+    try:
+        return njit(cache=True, parallel=True)(fn)
+    except RuntimeError:  # "cannot cache function ...: no locator available"
+        return njit(parallel=True)(fn)
