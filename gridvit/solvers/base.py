@@ -136,7 +136,7 @@ class Scheme:
         """
         check_grid(u, self.channels, self.label)
         if fused.eligible(u):
-            out = self._fused(u)
+            out = self._fused(u.detach().contiguous())
             if out is not None:
                 return out
         return self._step(u)
@@ -155,7 +155,7 @@ class Scheme:
         raise NotImplementedError
 
     def _fused(self, u: torch.Tensor) -> torch.Tensor | None:
-        """The fused CPU step of a contiguous CPU ``u`` (None: this scheme has none; see :mod:`.fused`)."""
+        """The fused CPU step of a contiguous, detached CPU ``u`` (None: this scheme has none; see :mod:`.fused`)."""
         return None
 
     def cached(self, key: tuple, make: Callable[[], Any]) -> Any:

@@ -79,7 +79,7 @@ class GrayScottExplicit(_GrayScott):
         consts = self.cached(("fused", u.dtype), lambda: fused.constants(
             (self.dt, self.du, self.dv, self.feed, self.kill, cy, cx, -2.0 * (cy + cx)), self.bcs, self.spacing, u.dtype))
         out = torch.empty(u.shape, dtype=u.dtype)
-        fused.compiled().gray_scott(u.detach().numpy(), out.numpy(), *consts)
+        fused.compiled().gray_scott(u.numpy(), out.numpy(), *consts)
         return out  # (B, 2, H, W)
 
 

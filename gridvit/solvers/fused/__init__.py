@@ -74,8 +74,8 @@ def constants(values: Sequence[float], bcs: Boundaries, spacing: tuple[float, fl
 
 
 def planes(u: torch.Tensor) -> np.ndarray:
-    """(B, C, H, W) -> a (B·C, H, W) numpy view (C-contiguous)."""
-    return u.detach().contiguous().numpy().reshape(-1, *u.shape[-2:])  # (B·C, H, W)
+    """Contiguous (B, C, H, W) -> its (B·C, H, W) numpy view."""
+    return u.numpy().reshape(-1, *u.shape[-2:])  # (B·C, H, W)
 
 
 def five_point(centre: float, neighbours: dict[tuple[int, int], float]) -> list[float]:
@@ -100,7 +100,6 @@ def stage_constants(values: Sequence[float], bcs: Boundaries, spacing: tuple[flo
 
 def ssprk3(stage, u: torch.Tensor) -> torch.Tensor:
     """SSP-RK3 by three fused stages: ``stage(v, u0, out, k)`` writes stage k's ``α u0 + β (v + dt L(v))``."""
-    u = u.detach().contiguous()
     u1, u2, u3 = (torch.empty(u.shape, dtype=u.dtype) for _ in range(3))
     stage(u, u, u1, 0)
     stage(u1, u, u2, 1)
