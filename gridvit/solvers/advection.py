@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
+import numpy as np
 import torch
 
 from gridvit.solvers import fused
@@ -24,6 +25,7 @@ class _Advection(BoundedScheme):
     vy: float = 0.0
     pde: ClassVar[str] = "advection"
     cfl_limit: ClassVar[float] = 1.0
+    has_fused: ClassVar[bool] = True
 
     def _validate(self) -> None:
         self._numbers("vx", "vy")
@@ -57,10 +59,9 @@ class AdvectionUpwind(_Advection):
         centre, nb = self.cached(("coef",), self.coefficients)
         return stencil(u, centre, nb, self.bcs, self.spacing)  # (B, C, H, W)
 
-    def _fused(self, u: torch.Tensor) -> torch.Tensor:
-        consts = self.cached(("fused", u.dtype), lambda: fused.constants(
-            fused.five_point(*self.coefficients()), self.bcs, self.spacing, u.dtype))
-        return fused.stencil(u, consts)
+    def _fused(self, dtype: np.dtype):
+        return fused.bind(fused.compiled().stencil5, *fused.constants(
+            fused.five_point(*self.coefficients()), self.bcs, self.spacing, dtype))
 
 
 @dataclass(frozen=True, eq=False, kw_only=True)
@@ -94,9 +95,18 @@ class AdvectionLaxWendroff(_Advection):
             u = stencil(u, centre, nb, self.bcs, self.spacing)  # (B, C, H, W)
         return u if sweeps else u.clone()
 
-    def _fused(self, u: torch.Tensor) -> torch.Tensor:
-        consts = self.cached(("fused", u.dtype), lambda: [fused.constants(
-            fused.five_point(*sw), self.bcs, self.spacing, u.dtype) for sw in self.sweeps()])
-        for c in consts:
-            u = fused.stencil(u, c)  # (B, C, H, W)
-        return u if consts else u.clone()
+    def _fused(self, dtype: np.dtype):
+        kernel = fused.compiled().stencil5
+        sweeps = [fused.constants(fused.five_point(*sw), self.bcs, self.spacing, dtype) for sw in self.sweeps()]
+
+        def step(a: np.ndarray, out: np.ndarray) -> None:
+            if len(sweeps) == 2:  # x sweep into a temporary, y sweep into out
+                tmp = np.empty_like(a)
+                kernel(a, tmp, *sweeps[0])
+                kernel(tmp, out, *sweeps[1])
+            elif sweeps:
+                kernel(a, out, *sweeps[0])
+            else:
+                out[...] = a
+
+        return step

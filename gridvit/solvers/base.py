@@ -13,6 +13,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Callable, ClassVar
 
+import numpy as np
 import torch
 
 from gridvit.solvers import fused
@@ -54,6 +55,7 @@ class Scheme:
     cfl_limit: ClassVar[float] = math.inf
     cfl_formula: ClassVar[str] = ""
     state_dependent: ClassVar[bool] = False  # True when rate() needs the state u
+    has_fused: ClassVar[bool] = False  # True when _fused() implements the step (gridvit.solvers.fused)
 
     def __post_init__(self) -> None:
         self._numbers("dt", "dx", "dy", positive=True)
@@ -135,10 +137,8 @@ class Scheme:
         (:mod:`gridvit.solvers.fused`); otherwise, and on GPUs, the torch path.
         """
         check_grid(u, self.channels, self.label)
-        if fused.eligible(u):
-            out = self._fused(u.detach().contiguous())
-            if out is not None:
-                return out
+        if self.has_fused and fused.eligible(u):
+            return fused.step(self, u)
         return self._step(u)
 
     def run(self, u: torch.Tensor, steps: int) -> torch.Tensor:
@@ -154,9 +154,9 @@ class Scheme:
     def _step(self, u: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
-    def _fused(self, u: torch.Tensor) -> torch.Tensor | None:
-        """The fused CPU step of a contiguous, detached CPU ``u`` (None: this scheme has none; see :mod:`.fused`)."""
-        return None
+    def _fused(self, dtype: np.dtype) -> Callable[[np.ndarray, np.ndarray], None]:
+        """The fused CPU step ``f(a, out)`` of (B, C, H, W) arrays of ``dtype`` (schemes with ``has_fused``)."""
+        raise NotImplementedError
 
     def cached(self, key: tuple, make: Callable[[], Any]) -> Any:
         """Memoise per-grid constants (FFT multipliers, eigenvectors) on this scheme."""

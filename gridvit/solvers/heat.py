@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
+import numpy as np
 import torch
 
 from gridvit.solvers import fused
@@ -44,6 +45,7 @@ class HeatFTCS(_Heat):
 
     name: ClassVar[str] = "ftcs"
     cfl_limit: ClassVar[float] = 0.5
+    has_fused: ClassVar[bool] = True
 
     def coefficients(self) -> tuple[float, dict[tuple[int, int], float]]:
         """(centre, {(axis, offset): coefficient}) of the update stencil."""
@@ -53,10 +55,9 @@ class HeatFTCS(_Heat):
     def _step(self, u: torch.Tensor) -> torch.Tensor:
         return stencil(u, *self.coefficients(), self.bcs, self.spacing)  # (B, C, H, W)
 
-    def _fused(self, u: torch.Tensor) -> torch.Tensor:
-        consts = self.cached(("fused", u.dtype), lambda: fused.constants(
-            fused.five_point(*self.coefficients()), self.bcs, self.spacing, u.dtype))
-        return fused.stencil(u, consts)
+    def _fused(self, dtype: np.dtype):
+        return fused.bind(fused.compiled().stencil5, *fused.constants(
+            fused.five_point(*self.coefficients()), self.bcs, self.spacing, dtype))
 
 
 @dataclass(frozen=True, eq=False, kw_only=True)

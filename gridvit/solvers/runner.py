@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import torch
 
+from gridvit.solvers import fused
 from gridvit.solvers.grid_ops import check_grid
 
 CHUNK = 8  # steps captured in one CUDA graph
@@ -66,6 +67,8 @@ def run(scheme, u: torch.Tensor, steps: int) -> torch.Tensor:
         u, steps = static.clone(), steps % CHUNK
     elif steps == 0:
         return u.clone()
+    elif scheme.has_fused and fused.eligible(u):
+        return fused.run(scheme, u, steps)
     for _ in range(steps):
         u = scheme(u)
     return u

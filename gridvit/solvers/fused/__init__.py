@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
-from typing import Any, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -31,6 +31,7 @@ from gridvit.solvers.grid_ops import Boundaries, Boundary
 
 AVAILABLE = importlib.util.find_spec("numba") is not None
 _state = {"enabled": True, "threads": 0}
+_DTYPES = (torch.float32, torch.float64)
 
 
 @contextlib.contextmanager
@@ -46,20 +47,68 @@ def torch_path() -> Iterator[None]:
 
 def eligible(u: torch.Tensor) -> bool:
     """True when ``scheme(u)`` may take the fused path: numba present and enabled, CPU, float32/64, no grad."""
-    return (_state["enabled"] and AVAILABLE and u.device.type == "cpu" and u.dtype in (torch.float32, torch.float64)
+    return (_state["enabled"] and u.is_cpu and u.dtype in _DTYPES and AVAILABLE
             and not (u.requires_grad and torch.is_grad_enabled()))
 
 
+
 def compiled() -> Any:
-    """The kernel module, imported (with numba) on first use; numba's threads follow torch's."""
-    from gridvit.solvers.fused import kernels as k
+    """The kernel module (imported, with numba, on first use)."""
+    from gridvit.solvers.fused import kernels
+
+    return kernels
+
+
+def _follow_torch_threads() -> None:
+    """Run numba's parallel loops on as many threads as torch uses (capped by numba's pool)."""
     import numba
 
     n = min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS)
     if n != _state["threads"]:
         numba.set_num_threads(n)
         _state["threads"] = n
-    return k
+
+
+def _kernel(scheme, dtype: np.dtype) -> Callable[[np.ndarray, np.ndarray], None]:
+    """The scheme's fused step ``f(a, out)`` for arrays of ``dtype``, built once (constants bound)."""
+    return scheme.cached(("fused", dtype), lambda: scheme._fused(dtype))
+
+
+def array(u: torch.Tensor) -> np.ndarray:
+    """A contiguous numpy view (or copy) of CPU ``u``, without autograd's bookkeeping."""
+    if u.requires_grad:
+        u = u.detach()
+    return (u if u.is_contiguous() else u.contiguous()).numpy()
+
+
+def step(scheme, u: torch.Tensor) -> torch.Tensor:
+    """One fused step of ``scheme`` for an eligible (B, C, H, W) ``u`` -> (B, C, H, W)."""
+    a = array(u)
+    out = np.empty_like(a)
+    _follow_torch_threads()
+    _kernel(scheme, a.dtype)(a, out)
+    return torch.from_numpy(out)
+
+
+def run(scheme, u: torch.Tensor, steps: int) -> torch.Tensor:
+    """``steps`` >= 1 fused steps of ``scheme``, ping-ponging two buffers (no tensor per step)."""
+    a = array(u)
+    x, y = np.empty_like(a), np.empty_like(a)
+    _follow_torch_threads()
+    f = _kernel(scheme, a.dtype)
+    f(a, x)
+    for _ in range(steps - 1):
+        f(x, y)
+        x, y = y, x
+    return torch.from_numpy(x)
+
+
+def bind(kernel: Callable, *args: Any) -> Callable[[np.ndarray, np.ndarray], None]:
+    """``f(a, out)`` = ``kernel(a, out, *args)``."""
+    def f(a: np.ndarray, out: np.ndarray) -> None:
+        kernel(a, out, *args)
+
+    return f
 
 
 def bc_array(b: Boundary, h: float) -> np.ndarray:
@@ -67,15 +116,9 @@ def bc_array(b: Boundary, h: float) -> np.ndarray:
     return np.array([1.0, 0.0, 0.0] if b.periodic else [0.0, *b.ghost(h)])
 
 
-def constants(values: Sequence[float], bcs: Boundaries, spacing: tuple[float, float], dtype: torch.dtype) -> tuple:
+def constants(values: Sequence[float], bcs: Boundaries, spacing: tuple[float, float], dtype: np.dtype) -> tuple:
     """(coefficients in ``dtype``, y boundary, x boundary) as the kernels take them."""
-    coef = np.array(values, dtype=np.float32 if dtype == torch.float32 else np.float64)
-    return coef, bc_array(bcs[0], spacing[0]), bc_array(bcs[1], spacing[1])
-
-
-def planes(u: torch.Tensor) -> np.ndarray:
-    """Contiguous (B, C, H, W) -> its (B·C, H, W) numpy view."""
-    return u.numpy().reshape(-1, *u.shape[-2:])  # (B·C, H, W)
+    return np.array(values, dtype=dtype), bc_array(bcs[0], spacing[0]), bc_array(bcs[1], spacing[1])
 
 
 def five_point(centre: float, neighbours: dict[tuple[int, int], float]) -> list[float]:
@@ -83,25 +126,20 @@ def five_point(centre: float, neighbours: dict[tuple[int, int], float]) -> list[
     return [centre, *(neighbours.get(k, 0.0) for k in ((0, -1), (0, 1), (1, -1), (1, 1)))]
 
 
-def stencil(u: torch.Tensor, consts: tuple) -> torch.Tensor:
-    """One 5-point constant-coefficient stencil (see :func:`constants`, :func:`five_point`): (B, C, H, W)."""
-    out = torch.empty(u.shape, dtype=u.dtype)
-    compiled().stencil5(planes(u), planes(out), *consts)
-    return out
-
-
 STAGES = ((0.0, 1.0), (0.75, 0.25), (1.0 / 3.0, 2.0 / 3.0))  # SSP-RK3 stage k: out = α u0 + β (v + dt L(v))
 
 
-def stage_constants(values: Sequence[float], bcs: Boundaries, spacing: tuple[float, float], dtype: torch.dtype) -> list:
+def stage_constants(values: Sequence[float], bcs: Boundaries, spacing: tuple[float, float], dtype: np.dtype) -> list:
     """:func:`constants` of the three SSP-RK3 stages, ``(α, β, *values)`` each (see :data:`STAGES`)."""
     return [constants((a, b, *values), bcs, spacing, dtype) for a, b in STAGES]
 
 
-def ssprk3(stage, u: torch.Tensor) -> torch.Tensor:
-    """SSP-RK3 by three fused stages: ``stage(v, u0, out, k)`` writes stage k's ``α u0 + β (v + dt L(v))``."""
-    u1, u2, u3 = (torch.empty(u.shape, dtype=u.dtype) for _ in range(3))
-    stage(u, u, u1, 0)
-    stage(u1, u, u2, 1)
-    stage(u2, u, u3, 2)
-    return u3
+def ssprk3(stage: Callable[[np.ndarray, np.ndarray, np.ndarray, int], None]) -> Callable[[np.ndarray, np.ndarray], None]:
+    """``f(a, out)``: SSP-RK3 by three fused stages; ``stage(v, u0, dst, k)`` writes stage k's ``α u0 + β (v + dt L(v))``."""
+    def f(a: np.ndarray, out: np.ndarray) -> None:
+        u1, u2 = np.empty_like(a), np.empty_like(a)
+        stage(a, a, u1, 0)
+        stage(u1, a, u2, 1)
+        stage(u2, a, out, 2)
+
+    return f

@@ -51,25 +51,26 @@ def _ghost_row(dst, edge, bc):
 
 @jit
 def stencil5(u, out, coef, bcy, bcx):
-    """``out = c0 u + c1 u_S + c2 u_N + c3 u_W + c4 u_E`` for (P, H, W) planes; S/N: y ∓ 1, W/E: x ∓ 1.
+    """``out = c0 u + c1 u_S + c2 u_N + c3 u_W + c4 u_E`` for (B, C, H, W); S/N: y ∓ 1, W/E: x ∓ 1.
 
     ``coef`` = (c0, c1, c2, c3, c4) in u's dtype. Heat FTCS, upwind advection and each Lax–Wendroff
     sweep are this stencil with their own coefficients. Having no corners, it reads the neighbour rows
     in place (ghost rows only at a bounded y edge) and treats the two edge columns apart, so the
     interior loop is a plain vectorisable sweep.
     """
-    planes, h, w = u.shape
+    batch, chans, h, w = u.shape
     c0, cs, cn, cw, ce = coef[0], coef[1], coef[2], coef[3], coef[4]
     py, px = bcy[0] == 1.0, bcx[0] == 1.0
-    for p in prange(planes):
+    for bc in prange(batch * chans):
+        plane, dst = u[bc // chans, bc % chans], out[bc // chans, bc % chans]  # (H, W)
         lo, hi = np.empty(w, dtype=u.dtype), np.empty(w, dtype=u.dtype)
         if not py:
-            _ghost_row(lo, u[p, 0], bcy)
-            _ghost_row(hi, u[p, h - 1], bcy)
+            _ghost_row(lo, plane[0], bcy)
+            _ghost_row(hi, plane[h - 1], bcy)
         for i in range(h):
-            c, o = u[p, i], out[p, i]
-            s = u[p, i - 1] if i > 0 else (u[p, h - 1] if py else lo)
-            n = u[p, i + 1] if i < h - 1 else (u[p, 0] if py else hi)
+            c, o = plane[i], dst[i]
+            s = plane[i - 1] if i > 0 else (plane[h - 1] if py else lo)
+            n = plane[i + 1] if i < h - 1 else (plane[0] if py else hi)
             for j in range(1, w - 1):
                 o[j] = c0 * c[j] + cs * s[j] + cn * n[j] + cw * c[j - 1] + ce * c[j + 1]
             west = c[w - 1] if px else c[0] * bcx[1] + bcx[2]
@@ -144,27 +145,27 @@ def burgers_stage(u, u0, out, coef, bcy, bcx, upwind):
 
 @jit
 def navier_stokes_stage(psi, om, om0, out, coef, force, arakawa):
-    """An SSP-RK3 stage of vorticity Navier–Stokes on periodic (P, H, W) planes: ``out = α ω0 + β (ω + dt L)``.
+    """An SSP-RK3 stage of vorticity Navier–Stokes, periodic (B, 1, H, W): ``out = α ω0 + β (ω + dt L)``.
 
     ``L = J(ψ, ω) + ν ∇²_h ω - μ ω + f(y)`` with Arakawa's Jacobian (``arakawa`` = 1) or J++ (0), ψ given.
     ``coef`` = (α, β, dt, ν/dy², ν/dx², μ, 1/(4 dx dy), 1/(12 dx dy), -2ν (1/dy² + 1/dx²)) in ω's
     dtype; ``force``: f per row (H,).
     """
-    planes, h, w = om.shape
+    planes, _, h, w = om.shape
     al, be, dt, vy, vx, mu, c4, c12, vc = coef[0], coef[1], coef[2], coef[3], coef[4], coef[5], coef[6], coef[7], coef[8]
     per = np.ones(3)
     for p in prange(planes):
         rp = np.empty((3, w + 2), dtype=om.dtype)
         rw = np.empty((3, w + 2), dtype=om.dtype)
         for k0 in (-1, 0):
-            _fill(rp, k0 + 1, psi[p], k0, per, per)
-            _fill(rw, k0 + 1, om[p], k0, per, per)
+            _fill(rp, k0 + 1, psi[p, 0], k0, per, per)
+            _fill(rw, k0 + 1, om[p, 0], k0, per, per)
         for i in range(h):
-            _fill(rp, (i + 2) % 3, psi[p], i + 1, per, per)
-            _fill(rw, (i + 2) % 3, om[p], i + 1, per, per)
+            _fill(rp, (i + 2) % 3, psi[p, 0], i + 1, per, per)
+            _fill(rw, (i + 2) % 3, om[p, 0], i + 1, per, per)
             ps, pc, pn = rp[i % 3], rp[(i + 1) % 3], rp[(i + 2) % 3]
             ws, wc, wn = rw[i % 3], rw[(i + 1) % 3], rw[(i + 2) % 3]
-            o, base, fi = out[p, i], om0[p, i], force[i]
+            o, base, fi = out[p, 0, i], om0[p, 0, i], force[i]
             for j in range(w):
                 pe, pw, pnn, pss = pc[j + 2], pc[j], pn[j + 1], ps[j + 1]
                 we, ww, wnn, wss = wc[j + 2], wc[j], wn[j + 1], ws[j + 1]
