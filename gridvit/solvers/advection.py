@@ -59,9 +59,12 @@ class AdvectionUpwind(_Advection):
         centre, nb = self.cached(("coef",), self.coefficients)
         return stencil(u, centre, nb, self.bcs, self.spacing)  # (B, C, H, W)
 
+    def stencil5(self, dtype: np.dtype) -> tuple:
+        """The fused 5-point kernel's (coefficients, y boundary, x boundary) for arrays of ``dtype``."""
+        return fused.constants(fused.five_point(*self.coefficients()), self.bcs, self.spacing, dtype)
+
     def _fused(self, dtype: np.dtype):
-        return fused.bind(fused.compiled().stencil5, *fused.constants(
-            fused.five_point(*self.coefficients()), self.bcs, self.spacing, dtype))
+        return fused.bind(fused.compiled().stencil5, *self.stencil5(dtype))
 
 
 @dataclass(frozen=True, eq=False, kw_only=True)

@@ -91,10 +91,14 @@ def step(scheme, u: torch.Tensor) -> torch.Tensor:
 
 
 def run(scheme, u: torch.Tensor, steps: int) -> torch.Tensor:
-    """``steps`` >= 1 fused steps of ``scheme``, ping-ponging two buffers (no tensor per step)."""
+    """``steps`` >= 1 fused steps of ``scheme``, ping-ponging two buffers (no tensor per step); a scheme whose
+    step is one 5-point stencil (``scheme.stencil5()`` constants) loops inside the compiled code."""
     a = array(u)
     x, y = np.empty_like(a), np.empty_like(a)
     _follow_torch_threads()
+    if hasattr(scheme, "stencil5"):
+        consts = scheme.cached(("fused_stencil5", a.dtype), lambda: scheme.stencil5(a.dtype))
+        return torch.from_numpy(compiled().stencil5_run(a, x, y, *consts, steps))
     f = _kernel(scheme, a.dtype)
     f(a, x)
     for _ in range(steps - 1):

@@ -79,6 +79,17 @@ def stencil5(u, out, coef, bcy, bcx):
             o[w - 1] = c0 * c[w - 1] + cs * s[w - 1] + cn * n[w - 1] + cw * c[w - 2] + ce * east
 
 
+@jit(parallel=False)  # a serial loop over steps; each stencil5 call is parallel
+def stencil5_run(u, x, y, coef, bcy, bcx, steps):
+    """``steps`` >= 1 applications of :func:`stencil5` to ``u``, through the buffers x and y in turn (all
+    (B, C, H, W)); returns the buffer holding the result. The loop itself is compiled: no Python per step."""
+    stencil5(u, x, coef, bcy, bcx)
+    for _ in range(steps - 1):
+        stencil5(x, y, coef, bcy, bcx)
+        x, y = y, x
+    return x
+
+
 @jit
 def gray_scott(u, out, coef, bcy, bcx):
     """One forward-Euler Gray–Scott step of (B, 2, H, W): ``w' = w + dt (D ∇²_h w + R(w))``.
