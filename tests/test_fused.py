@@ -182,3 +182,23 @@ def test_cuda_graph_run_equals_eager(scheme):
     again = scheme.run(u, 2 * runner.CHUNK + 3)  # the cached graph replays from a fresh state
     torch.testing.assert_close(got, ref, rtol=1e-12, atol=1e-12)
     torch.testing.assert_close(again, got, rtol=0, atol=0)
+
+
+def test_cuda_benchmark_report_from_a_result():
+    """benchmarks/stencils_cuda.py turns a (synthetic) result into goals, a table and README rows."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    import stencils_cuda as sc
+
+    rows = [{"case": "heat/ftcs", "n": n, "batch": 16, "eager_s": 4e-5, "graph_s": g, "bytes": 1e6, "graph_GBs": 1e6 / g / 1e9}
+            for n, g in ((32, 8e-6), (1024, 1e-4))]
+    result = {"sizes": [32, 1024], "batch": 16, "one_launch_s": 5e-6, "copy_GBs": 20.0, "rows": rows,
+              "chain_s": {"heat/ftcs": 4e-5}}
+    result["goals"] = sc.goals(result)
+    assert result["goals"]["small_vs_launch"] == [("heat/ftcs", pytest.approx(1.6))]
+    assert result["goals"]["heat_1024_pct_copy"] == pytest.approx(50.0)
+    md = sc.markdown(result, 1.0, {"start": [0, 0, 0], "end": [0, 0, 0]})
+    assert "| heat/ftcs | 32² | 40.0 | 8.0 | 5.0 | 1.6 | 0.20 |" in md
+    assert [r["met"] for r in sc.headline(result)] == [True, True]

@@ -13,9 +13,14 @@ stays for GPUs and autograd, and the two agree to rounding (1e-12 in float64; te
 all with periodic, Dirichlet and Neumann boundaries on either axis (Navier–Stokes is periodic only).
 The spectral, Crank–Nicolson and IMEX schemes are FFT/matrix work and stay on torch.
 
-Compiled code is cached on disk (numba's ``cache=True``), so the first call on a machine compiles
-(a few seconds per kernel and dtype) and later processes load it. Threads: numba runs as many threads
-as torch (``torch.get_num_threads()``), over the batch. :func:`torch_path` forces the torch path.
+``scheme.run(u, steps)`` (:func:`run`) writes into two buffers in turn instead of a tensor per step, and
+for the 5-point schemes (heat FTCS, upwind advection) loops over the steps inside compiled code.
+
+Compiled code is cached on disk (numba's ``cache=True``): the first call on a machine compiles (from
+~5 s for the 5-point kernel to about a minute for Navier–Stokes, per dtype; see
+``benchmarks/results/stencils.md``) and later processes load it in well under a second. Threads: numba
+runs as many threads as torch (``torch.get_num_threads()``), over the batch (B·C planes for the
+5-point kernel). :func:`torch_path` forces the torch path.
 """
 
 from __future__ import annotations
@@ -49,7 +54,6 @@ def eligible(u: torch.Tensor) -> bool:
     """True when ``scheme(u)`` may take the fused path: numba present and enabled, CPU, float32/64, no grad."""
     return (_state["enabled"] and u.is_cpu and u.dtype in _DTYPES and AVAILABLE
             and not (u.requires_grad and torch.is_grad_enabled()))
-
 
 
 def compiled() -> Any:
