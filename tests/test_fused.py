@@ -137,6 +137,30 @@ def test_jit_without_a_writable_cache(monkeypatch):
     assert x.tolist() == [1.0] * 4
 
 
+def _run_in_child(scheme, u, queue):
+    queue.put((fused.eligible(u), scheme.run(u, 3).numpy()))
+
+
+def test_fused_kernels_work_in_a_forked_child():
+    """A process forked after the parent ran the kernels steps correctly: numba's OpenMP threads do not survive
+    a fork (the child would be terminated), so the child takes the torch path."""
+    import multiprocessing
+
+    scheme = gs.HeatFTCS(dt=1e-4, dx=DX, dy=DY, diffusivity=0.1)
+    u = state(scheme, batch=4)
+    with torch.no_grad():
+        ref = scheme.run(u, 3)
+    ctx = multiprocessing.get_context("fork")
+    queue = ctx.Queue()
+    child = ctx.Process(target=_run_in_child, args=(scheme, u, queue))
+    child.start()
+    child.join(60)
+    assert child.exitcode == 0
+    eligible, got = queue.get(timeout=5)
+    assert not eligible and fused.eligible(u)
+    torch.testing.assert_close(torch.from_numpy(got), ref, rtol=1e-12, atol=1e-12)
+
+
 # --- scheme.run(u, steps) ---------------------------------------------------------------------------
 
 @pytest.mark.parametrize("scheme", [FUSED[0], FUSED[5], gs.HeatSpectral(dt=1e-3, dx=DX, dy=DY), FUSED[-1]], ids=label)

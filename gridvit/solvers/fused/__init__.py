@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import os
 from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
@@ -35,7 +36,7 @@ import torch
 from gridvit.solvers.grid_ops import Boundaries, Boundary
 
 AVAILABLE = importlib.util.find_spec("numba") is not None
-_state = {"enabled": True, "threads": 0}
+_state = {"enabled": True, "threads": 0, "pid": 0}
 _DTYPES = (torch.float32, torch.float64)
 
 
@@ -51,9 +52,11 @@ def torch_path() -> Iterator[None]:
 
 
 def eligible(u: torch.Tensor) -> bool:
-    """True when ``scheme(u)`` may take the fused path: numba present and enabled, CPU, float32/64, no grad."""
+    """True when ``scheme(u)`` may take the fused path: numba present and enabled, CPU, float32/64, no grad,
+    and not in a process forked after its parent ran the kernels (numba's threads, GNU OpenMP here, do not
+    survive a fork: such a child is terminated when it launches a kernel, so it takes the torch path)."""
     return (_state["enabled"] and u.is_cpu and u.dtype in _DTYPES and AVAILABLE
-            and not (u.requires_grad and torch.is_grad_enabled()))
+            and not (u.requires_grad and torch.is_grad_enabled()) and _state["pid"] in (0, os.getpid()))
 
 
 def compiled() -> Any:
@@ -64,13 +67,15 @@ def compiled() -> Any:
 
 
 def _follow_torch_threads() -> None:
-    """Run numba's parallel loops on as many threads as torch uses (capped by numba's pool)."""
+    """Run numba's parallel loops on as many threads as torch uses (capped by numba's pool); the first call
+    starts numba's threading layer and records this process as its owner (see :func:`eligible`)."""
     import numba
 
     n = min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS)
     if n != _state["threads"]:
         numba.set_num_threads(n)
         _state["threads"] = n
+        _state["pid"] = _state["pid"] or os.getpid()
 
 
 def _kernel(scheme, dtype: np.dtype) -> Callable[[np.ndarray, np.ndarray], None]:
