@@ -1,10 +1,11 @@
 """numba kernels of the explicit schemes: one compiled loop per step or Runge–Kutta stage.
 
-Every kernel walks each plane (one sample, or one sample and channel) row by row. The rows a stencil
-needs are kept in a ring of three *padded rows* (W + 2 wide, ghost cells included), filled exactly as
-:func:`gridvit.solvers.grid_ops.pad` fills them: y ghosts first (``a * u_edge + b`` or the wrapped row),
-then x ghosts of that row, so corners are ghosts of ghosts. Each input row is copied into the ring
-once, and the update itself is branch-free over the row, which LLVM vectorises.
+Every kernel walks each plane (one sample, or one sample and channel) row by row. The 5-point kernel
+reads its neighbour rows in place (a ghost row only at a bounded y edge) and treats the two edge columns
+apart. The nonlinear kernels keep the rows they need in a ring of three *padded rows* (W + 2 wide, ghost
+cells included), filled exactly as :func:`gridvit.solvers.grid_ops.pad` fills them: y ghosts first
+(``a * u_edge + b`` or the wrapped row), then x ghosts of that row, so corners are ghosts of ghosts. Each
+input row is copied into the ring once, and the update over a row is a plain loop LLVM vectorises.
 
 A boundary is passed as ``bc = (periodic, a, b)`` (float64): 1.0 for a periodic axis, else the ghost
 rule ``ghost = a * u_edge + b`` of :meth:`Boundary.ghost`. Coefficient arrays come in the state's dtype,
