@@ -16,6 +16,12 @@ navier_stokes (vorticity) NavierStokesArakawa, NavierStokesCentral     (2, 3), (
 
 ``simulate(pde, shape=..., t_end=..., save_every=..., ...)`` runs one from seeded initial conditions
 (:mod:`gridvit.solvers.initial`) and returns an ``xr.Dataset`` with dims (sample, time, y, x).
+
+Speed: on the CPU with no gradient to record, ``step(u)`` of the explicit schemes (FTCS, upwind,
+Lax–Wendroff, Burgers, Gray–Scott explicit, Navier–Stokes) runs compiled numba loops
+(:mod:`gridvit.solvers.fused`; ``fused.torch_path()`` forces torch); ``step.run(u, steps)`` advances many
+steps at once, replaying a captured CUDA graph on GPUs (:mod:`gridvit.solvers.runner`). Autograd and GPUs
+use the torch path, which every scheme has.
 """
 
 from gridvit.solvers.advection import AdvectionLaxWendroff, AdvectionUpwind

@@ -13,8 +13,10 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Callable, ClassVar
 
+import numpy as np
 import torch
 
+from gridvit.solvers import fused
 from gridvit.solvers.grid_ops import Boundaries, boundaries, check_grid, describe
 
 
@@ -53,6 +55,7 @@ class Scheme:
     cfl_limit: ClassVar[float] = math.inf
     cfl_formula: ClassVar[str] = ""
     state_dependent: ClassVar[bool] = False  # True when rate() needs the state u
+    has_fused: ClassVar[bool] = False  # True when _fused() implements the step (gridvit.solvers.fused)
 
     def __post_init__(self) -> None:
         self._numbers("dt", "dx", "dy", positive=True)
@@ -128,11 +131,31 @@ class Scheme:
         return {}
 
     def __call__(self, u: torch.Tensor) -> torch.Tensor:
-        """Advance (B, C, H, W) by one step of ``dt`` -> (B, C, H, W)."""
+        """Advance (B, C, H, W) by one step of ``dt`` -> (B, C, H, W).
+
+        On the CPU with no gradient to record, explicit schemes run one compiled loop per step or stage
+        (:mod:`gridvit.solvers.fused`); otherwise, and on GPUs, the torch path.
+        """
         check_grid(u, self.channels, self.label)
+        if self.has_fused and fused.eligible(u):
+            return fused.step(self, u)
         return self._step(u)
 
+    def run(self, u: torch.Tensor, steps: int) -> torch.Tensor:
+        """Advance (B, C, H, W) by ``steps`` steps -> (B, C, H, W); equal to calling the scheme ``steps`` times.
+
+        On CUDA (no gradient recorded) the steps replay a captured CUDA graph, so small grids are not
+        bound by kernel launches; on the CPU they loop over the fused step (see :func:`runner.run`).
+        """
+        from gridvit.solvers.runner import run
+
+        return run(self, u, steps)
+
     def _step(self, u: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def _fused(self, dtype: np.dtype) -> Callable[[np.ndarray, np.ndarray], None]:
+        """The fused CPU step ``f(a, out)`` of (B, C, H, W) arrays of ``dtype`` (schemes with ``has_fused``)."""
         raise NotImplementedError
 
     def cached(self, key: tuple, make: Callable[[], Any]) -> Any:

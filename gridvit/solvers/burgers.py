@@ -15,8 +15,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
+import numpy as np
 import torch
 
+from gridvit.solvers import fused
 from gridvit.solvers.base import BoundedScheme, ssprk3
 from gridvit.solvers.grid_ops import pad, shifted
 
@@ -31,6 +33,7 @@ class _Burgers(BoundedScheme):
     cfl_limit: ClassVar[float] = 1.0
     cfl_formula: ClassVar[str] = "dt·(max|u|/dx + max|v|/dy) + 2·ν·dt·(1/dx² + 1/dy²)"
     state_dependent: ClassVar[bool] = True
+    has_fused: ClassVar[bool] = True
 
     def _validate(self) -> None:
         self._numbers("viscosity", nonnegative=True)
@@ -58,6 +61,18 @@ class _Burgers(BoundedScheme):
 
     def _step(self, u: torch.Tensor) -> torch.Tensor:
         return ssprk3(self.rhs, u, self.dt)
+
+    def _fused(self, dtype: np.dtype):
+        dy, dx, nu = self.dy, self.dx, self.viscosity
+        stages = fused.stage_constants(
+            (self.dt, nu / dy**2, nu / dx**2, 1.0 / dy, 1.0 / dx, 0.5 / dy, 0.5 / dx, -2.0 * nu * (1.0 / dy**2 + 1.0 / dx**2)),
+            self.bcs, self.spacing, dtype)
+        kernel, upwind = fused.compiled().burgers_stage, self.name == "upwind"
+
+        def stage(v: np.ndarray, u0: np.ndarray, dst: np.ndarray, k: int) -> None:  # (B, 2, H, W) each
+            kernel(v, u0, dst, *stages[k], upwind)
+
+        return fused.ssprk3(stage)
 
 
 @dataclass(frozen=True, eq=False, kw_only=True)

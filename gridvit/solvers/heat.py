@@ -8,8 +8,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
+import numpy as np
 import torch
 
+from gridvit.solvers import fused
 from gridvit.solvers.base import BoundedScheme
 from gridvit.solvers.grid_ops import five_point, stencil
 from gridvit.solvers.spectral import LaplaceEigen, continuous_k2, fourier_multiplier, irfft2, rfft2
@@ -43,10 +45,22 @@ class HeatFTCS(_Heat):
 
     name: ClassVar[str] = "ftcs"
     cfl_limit: ClassVar[float] = 0.5
+    has_fused: ClassVar[bool] = True
+
+    def coefficients(self) -> tuple[float, dict[tuple[int, int], float]]:
+        """(centre, {(axis, offset): coefficient}) of the update stencil."""
+        ry, rx = self.diffusivity * self.dt / self.dy**2, self.diffusivity * self.dt / self.dx**2
+        return 1.0 - 2.0 * (ry + rx), five_point(ry, rx)
 
     def _step(self, u: torch.Tensor) -> torch.Tensor:
-        ry, rx = self.diffusivity * self.dt / self.dy**2, self.diffusivity * self.dt / self.dx**2
-        return stencil(u, 1.0 - 2.0 * (ry + rx), five_point(ry, rx), self.bcs, self.spacing)  # (B, C, H, W)
+        return stencil(u, *self.coefficients(), self.bcs, self.spacing)  # (B, C, H, W)
+
+    def stencil5(self, dtype: np.dtype) -> tuple:
+        """The fused 5-point kernel's (coefficients, y boundary, x boundary) for arrays of ``dtype``."""
+        return fused.constants(fused.five_point(*self.coefficients()), self.bcs, self.spacing, dtype)
+
+    def _fused(self, dtype: np.dtype):
+        return fused.bind(fused.compiled().stencil5, *self.stencil5(dtype))
 
 
 @dataclass(frozen=True, eq=False, kw_only=True)

@@ -15,8 +15,10 @@ import math
 from dataclasses import dataclass
 from typing import ClassVar
 
+import numpy as np
 import torch
 
+from gridvit.solvers import fused
 from gridvit.solvers.base import Scheme, ssprk3
 from gridvit.solvers.grid_ops import boundaries, laplacian, pad, shifted
 from gridvit.solvers.spectral import continuous_k2, fourier_multiplier, irfft2, rfft2
@@ -102,6 +104,7 @@ class _NavierStokes(Scheme):
     cfl_limit: ClassVar[float] = 1.0
     cfl_formula: ClassVar[str] = "dt·(max|u|/dx + max|v|/dy) + 2·ν·dt·(1/dx² + 1/dy²) + μ·dt/2"
     state_dependent: ClassVar[bool] = True
+    has_fused: ClassVar[bool] = True
 
     def _validate(self) -> None:
         self._numbers("viscosity", "drag", nonnegative=True)
@@ -151,6 +154,22 @@ class _NavierStokes(Scheme):
 
     def _step(self, u: torch.Tensor) -> torch.Tensor:
         return ssprk3(self.rhs, u, self.dt)
+
+    def _fused(self, dtype: np.dtype):
+        dy, dx, nu = self.dy, self.dx, self.viscosity
+        stages = fused.stage_constants(
+            (self.dt, nu / dy**2, nu / dx**2, self.drag, 0.25 / (dx * dy), 1.0 / (12.0 * dx * dy),
+             -2.0 * nu * (1.0 / dy**2 + 1.0 / dx**2)), self.bcs, self.spacing, dtype)
+        kernel, arakawa = fused.compiled().navier_stokes_stage, self.name == "arakawa"
+
+        def stage(v: np.ndarray, u0: np.ndarray, dst: np.ndarray, k: int) -> None:  # (B, 1, H, W) each
+            h = v.shape[-2]
+            force = self.cached(("fused_f", h, dtype), lambda: self.forcing_field(h, torch.float64, torch.device("cpu"))
+                                [:, 0].numpy().astype(dtype))  # (H,)
+            psi = fused.array(self.streamfunction(torch.from_numpy(v)))  # (B, 1, H, W) by FFT (torch)
+            kernel(psi, v, u0, dst, stages[k][0], force, arakawa)
+
+        return fused.ssprk3(stage)
 
 
 @dataclass(frozen=True, eq=False, kw_only=True)
