@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 
@@ -80,9 +81,15 @@ def run_variant(name: str, pde: str, options: dict[str, Any], coarse: str | None
     windows = train.shape[0] * (train.shape[1] - model.get("rollout_steps", 1))
     epochs = max(1, round(steps * 8 / windows))
     start = time.perf_counter()
-    sur = gridvit.train(as_dataset(case, train), solver=solver, history=1, lead=1, epochs=epochs, batch_size=8,
-                        climatology=None, calendar=False, progress=False, device=device, seed=0, patience=10**6,
-                        val_fraction=0.0, **model)
+    try:
+        sur = gridvit.train(as_dataset(case, train), solver=solver, history=1, lead=1, epochs=epochs, batch_size=8,
+                            climatology=None, calendar=False, progress=False, device=device, seed=0, patience=10**6,
+                            val_fraction=0.0, **model)
+    except FloatingPointError as err:  # a diverged training is a result too
+        print(f"{pde:14s} {name:45s} training diverged: {err}", flush=True)
+        return {"variant": name, "pde": pde, "options": options, "coarse": coarse, "epochs": epochs,
+                "train_trajectories": train.shape[0], "train_s": time.perf_counter() - start,
+                "nrmse": [math.inf] * len(case.horizons), "diverged": str(err)}
     train_s = time.perf_counter() - start
     x0 = torch.tensor(data["test"][:, 0], dtype=torch.float32, device=device)  # (B, C, N, N)
     states, _ = run_to_horizons(sur.step, x0, 1, case.horizons, repeats=1)
@@ -119,7 +126,7 @@ def headline(result: dict[str, Any]) -> list[dict[str, Any]]:
                      "value": "; ".join([f"{best['nrmse'][1]:.3f} ({best['variant']})", *pure]),
                      "goal": "", "met": None})
         for r in mine:
-            if "bare_nrmse" in r:
+            if "bare_nrmse" in r and "diverged" not in r:
                 gain = min(b / e for b, e in zip(r["bare_nrmse"], r["nrmse"]))
                 rows.append({"result": f"{pde}: {r['variant']} vs its bare scheme (worst horizon)",
                              "value": f"{gain:.2f}× more accurate", "goal": "≥ 2×", "met": gain >= 2})
@@ -139,6 +146,8 @@ def markdown(payload: dict[str, Any]) -> str:
         for r in payload["rows"]:
             if r["pde"] == pde:
                 bare = " / ".join(f"{e:.3f}" for e in r["bare_nrmse"]) if "bare_nrmse" in r else ""
+                if "diverged" in r:
+                    bare = "training diverged (loss non-finite)"
                 lines.append(f"| {r['variant']} | " + " | ".join(f"{e:.3f}" for e in r["nrmse"])
                              + f" | {bare} | {r['train_s']:.0f} |")
         lines.append("")
