@@ -87,14 +87,14 @@ def run_variant(name: str, pde: str, options: dict[str, Any], coarse: str | None
                             val_fraction=0.0, **model)
     except FloatingPointError as err:  # a diverged training is a result too
         print(f"{pde:14s} {name:45s} training diverged: {err}", flush=True)
-        return {"variant": name, "pde": pde, "options": options, "coarse": coarse, "epochs": epochs,
+        return {"variant": name, "pde": pde, "options": options, "coarse": coarse, "epochs": epochs, "steps": steps,
                 "train_trajectories": train.shape[0], "train_s": time.perf_counter() - start,
                 "nrmse": [math.inf] * len(case.horizons), "diverged": str(err)}
     train_s = time.perf_counter() - start
     x0 = torch.tensor(data["test"][:, 0], dtype=torch.float32, device=device)  # (B, C, N, N)
     states, _ = run_to_horizons(sur.step, x0, 1, case.horizons, repeats=1)
     row = {"variant": name, "pde": pde, "options": options, "coarse": coarse, "train_trajectories": train.shape[0],
-           "epochs": epochs, "train_s": train_s,
+           "epochs": epochs, "steps": steps, "train_s": train_s,
            "nrmse": [nrmse(s, data["test"][:, h]) for s, h in zip(states, case.horizons)]}
     if solver is not None:
         bare, _ = run_to_horizons(solver, x0, sur.solver.substeps, case.horizons, repeats=1)
@@ -142,14 +142,14 @@ def markdown(payload: dict[str, Any]) -> str:
     for pde in dict.fromkeys(r["pde"] for r in payload["rows"]):
         ts = [h * CASES[pde].step for h in CASES[pde].horizons]
         lines += [f"## {pde}", "", "| variant | " + " | ".join(f"T={t:g}" for t in ts) + " | bare coarse scheme | "
-                  "train s |", "|---|" + "---|" * len(ts) + "---|---|"]
+                  "steps | train s |", "|---|" + "---|" * len(ts) + "---|---|---|"]
         for r in payload["rows"]:
             if r["pde"] == pde:
                 bare = " / ".join(f"{e:.3f}" for e in r["bare_nrmse"]) if "bare_nrmse" in r else ""
                 if "diverged" in r:
                     bare = "training diverged (loss non-finite)"
                 lines.append(f"| {r['variant']} | " + " | ".join(f"{e:.3f}" for e in r["nrmse"])
-                             + f" | {bare} | {r['train_s']:.0f} |")
+                             + f" | {bare} | {r.get('steps', s['steps'])} | {r['train_s']:.0f} |")
         lines.append("")
     return "\n".join(lines)
 

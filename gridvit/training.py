@@ -234,8 +234,11 @@ class Trainer:
             global_loss = float(self.comm.sum_(loss.detach().clone()))
             if not math.isfinite(global_loss):
                 where = f"; the last good checkpoint is {str(self.path)!r}" if self.path else ""
+                hint = "" if self.sur.solver is None else (
+                    f"; with a solver, check that {self.sur.solver.scheme.label} is stable at dt="
+                    f"{self.sur.solver.scheme.dt:g} on predicted states (scheme.max_dt(u)), or use pushforward=True")
                 raise FloatingPointError(f"training loss became non-finite at epoch {self.epoch + 1}, step "
-                                         f"{self.step + 1}{where}; lower lr or check the data")
+                                         f"{self.step + 1}{where}; lower lr or check the data{hint}")
             self.opt.zero_grad(set_to_none=True)
             (loss * self.comm.world).backward()  # DDP averages over ranks; the sum is the global gradient
             torch.nn.utils.clip_grad_norm_(self.sur.model.parameters(), cfg.grad_clip)
