@@ -44,7 +44,8 @@ class TrainConfig:
             in the training process. Workers help when reads are slow (lazy zarr/netCDF, compression).
         activation_checkpointing: recompute each transformer block's activations in the backward pass
             instead of storing them (less memory, about one more forward of compute).
-        attention: ``"auto"`` (FlexAttention with the bias computed in the kernel on CUDA, fused SDPA on CPU),
+        attention: ``"auto"`` (on CUDA the bias computed in the FlexAttention kernel above 16384 tokens, the
+            dense bias with SDPA below and on CPU),
             ``"flex"`` or ``"sdpa"`` (see :class:`gridvit.model.ModelConfig`); saved with the model, which
             loads and predicts on any device.
     """

@@ -225,3 +225,15 @@ def test_cli_passes_attention_through(monkeypatch, tmp_path):
     assert seen["attention"] == "sdpa"
     with pytest.raises(SystemExit):
         cli._parser().parse_args(["train", "data.nc", "--out", str(tmp_path), "--attention", "dense"])
+
+
+def test_auto_takes_the_dense_bias_below_the_token_threshold(monkeypatch):
+    """'auto' computes the bias in the kernel only where the dense one stops scaling (the H200 run measured the
+    in-kernel bias slower up to 16k tokens); 'flex' always takes it where FlexAttention trains."""
+    from gridvit.model import attention
+
+    monkeypatch.setattr(attention, "flex_available", lambda device: True)  # as on a CUDA device
+    cuda = torch.device("cuda")
+    n = attention.AUTO_FLEX_TOKENS
+    assert not attention.uses_flex("auto", cuda, tokens=n) and attention.uses_flex("auto", cuda, tokens=n + 1)
+    assert attention.uses_flex("flex", cuda, tokens=16) and not attention.uses_flex("sdpa", cuda, tokens=10**6)

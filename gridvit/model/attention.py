@@ -155,9 +155,15 @@ def flex_available(device: torch.device) -> bool:
     return True
 
 
-def uses_flex(impl: str, device: torch.device) -> bool:
-    """Whether attention ``impl`` runs FlexAttention on ``device``: ``"auto"``/``"flex"`` where it can train
-    (CUDA), never for ``"sdpa"``; ``"flex"`` on a CUDA device whose torch lacks FlexAttention is an error."""
+AUTO_FLEX_TOKENS = 16384  # "auto" computes the bias in the kernel only above this many tokens
+
+
+def uses_flex(impl: str, device: torch.device, tokens: int | None = None) -> bool:
+    """Whether attention ``impl`` runs FlexAttention on ``device`` for ``tokens`` tokens: ``"flex"`` where it
+    can train (CUDA), never for ``"sdpa"``; ``"auto"`` only where the dense bias stops scaling, above
+    :data:`AUTO_FLEX_TOKENS` (on one H200, benchmarks/results/attention_bias_cuda.md, the coordinate kernel
+    ran 5.8× / 6.9× the unbiased flash step at 8k / 16k tokens, where the dense bias had run 1.6× / 1.9×;
+    at 65k tokens only it fits). ``"flex"`` on a CUDA device whose torch lacks FlexAttention is an error."""
     if impl not in ATTENTION_IMPLS:
         raise ValueError(f"attention must be one of {ATTENTION_IMPLS}, got {impl!r}")
     if impl == "sdpa":
@@ -165,6 +171,8 @@ def uses_flex(impl: str, device: torch.device) -> bool:
     available = flex_available(device)
     if impl == "flex" and device.type == "cuda" and not available:
         raise ValueError(f"attention='flex' needs torch.nn.attention.flex_attention (torch >= 2.5); torch is {torch.__version__}")
+    if impl == "auto" and tokens is not None and tokens <= AUTO_FLEX_TOKENS:
+        return False
     return available
 
 

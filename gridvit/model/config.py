@@ -37,9 +37,10 @@ class ModelConfig:
             head emits ``decoder_width`` features per cell, refined by two 3×3 convolutions across patch
             borders: no patch seams; see :mod:`gridvit.model.decoder`).
         decoder_width: F, features per cell of the conv decoder.
-        attention: ``"auto"`` (FlexAttention on CUDA with the bias computed in the kernel from token
+        attention: ``"flex"`` (FlexAttention on CUDA with the bias computed in the kernel from token
             coordinates, O(N) memory; fused SDPA with the dense bias elsewhere, as FlexAttention has no CPU
-            backward), ``"flex"`` (the same, but an error on a CUDA torch without FlexAttention) or ``"sdpa"``
+            backward; an error on a CUDA torch without FlexAttention), ``"auto"`` (the same above
+            ``AUTO_FLEX_TOKENS`` = 16384 tokens, the dense bias below: faster where it fits) or ``"sdpa"``
             (SDPA with the dense (1, h, N, N) bias on every device). Models load and predict on any device
             whatever they were trained with.
         block_sparse: on the Flex path, skip the key blocks whose bias is below −τ for every entry (a per-head

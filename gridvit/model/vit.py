@@ -160,7 +160,7 @@ class GridViT(nn.Module):
         """Per-layer biases: :class:`~gridvit.model.bias.TokenDistance` (O(N) coordinates, the bias computed in
         the FlexAttention kernel) where the attention runs Flex, else the dense (1, h, N, N) form."""
         cfg, dtype = self.cfg, _compute_dtype(z)
-        if not dense and _attention.uses_flex(cfg.attention, z.device):
+        if not dense and _attention.uses_flex(cfg.attention, z.device, tokens=z.shape[1]):
             return self.distance_bias.token_distances(grid, cfg.patch, device=z.device, dtype=dtype,
                                                       block_sparse=cfg.block_sparse)
         return self.distance_bias(grid, cfg.patch, device=z.device, dtype=dtype)
