@@ -124,7 +124,7 @@ def test_flex_with_block_mask_equals_dense_attention():
 
 
 def tiny(**kw) -> GridViT:
-    opts = dict(history=1, channels=2, patch=4, dim=32, depth=2, heads=4)
+    opts = dict(history=1, channels=2, patch=4, dim=32, depth=2, heads=4, attention="flex")
     torch.manual_seed(0)
     model = GridViT(ModelConfig(**{**opts, **kw})).double()
     torch.nn.init.normal_(model.head.weight, std=0.2)
