@@ -55,3 +55,21 @@ def test_bad_decoder_is_refused():
         ModelConfig(decoder="pixelshuffle")
     with pytest.raises(ValueError, match="decoder_width"):
         ModelConfig(decoder="conv", decoder_width=0)
+
+
+def test_training_options_of_the_pde_surrogates_are_validated_and_take_effect():
+    from gridvit import TrainConfig
+    from gridvit.examples import toy_climate
+    import gridvit
+
+    with pytest.raises(ValueError, match="input_noise"):
+        TrainConfig(input_noise=-0.1)
+    with pytest.raises(TypeError, match="pushforward"):
+        TrainConfig(pushforward="yes")
+    with pytest.raises(ValueError, match="decoder"):
+        TrainConfig(decoder="unet")
+    ds = toy_climate(n_time=16, shape=(8, 16), seed=0)
+    opts = dict(epochs=1, dim=16, depth=1, heads=2, patch=4, batch_size=4, progress=False, decoder="conv", seed=0)
+    clean, noisy = gridvit.train(ds, **opts), gridvit.train(ds, input_noise=0.1, **opts)
+    assert clean.model.refine is not None
+    assert not torch.equal(clean.model.embed.weight, noisy.model.embed.weight)  # the noise reached training
