@@ -25,6 +25,7 @@ from gridvit.config import TrainConfig
 from gridvit.data import DataSpec
 from gridvit.data.timeaxis import CLIMATOLOGY_GROUPS
 from gridvit.forcings import calendar_names
+from gridvit.history import history_from_dict
 from gridvit.model import GridViT, ModelConfig
 from gridvit.patches import check_patch
 
@@ -58,6 +59,7 @@ class Checked:
         static_names, forcing_names: extra input channel names.
         solver: the wrapped classical scheme and its substeps per model step (None for a pure surrogate).
         state: the network's expected state on the meta device (shapes and dtypes, no memory).
+        history: the per-epoch training history (empty for files written before it was saved).
     """
 
     config: TrainConfig
@@ -67,6 +69,7 @@ class Checked:
     forcing_names: tuple[str, ...]
     solver: Any
     state: dict[str, torch.Tensor]
+    history: Any = None
 
 
 def check_model_file(meta: Any, shapes: Shapes) -> Checked:
@@ -107,6 +110,7 @@ def _check_model_file(meta: Any, shapes: Shapes) -> Checked:
     _check_grid(spec)
     _check_time(spec)
     solver = _section("solver", lambda: _solver(meta.get("solver")))
+    history = _section("history", lambda: history_from_dict(meta.get("history")))
     _check_layout(config, mcfg, spec, names["static_names"], names["forcing_names"], corrected=solver is not None)
     clim_by = _check_normaliser(meta["normaliser"], c, h, w)
     model_shapes = {k[len("model."):]: v for k, v in shapes.items() if k.startswith("model.")}
@@ -114,7 +118,7 @@ def _check_model_file(meta: Any, shapes: Shapes) -> Checked:
               "static": ((len(names["static_names"]), h, w), (torch.float32,)) if names["static_names"] else None}
     _check_extras({k: v for k, v in shapes.items() if not k.startswith("model.")}, extras)
     state = expected_state(mcfg, model_shapes)
-    return Checked(config, mcfg, spec, names["static_names"], names["forcing_names"], solver, state)
+    return Checked(config, mcfg, spec, names["static_names"], names["forcing_names"], solver, state, history)
 
 
 def expected_state(mcfg: ModelConfig, found: Shapes) -> dict[str, torch.Tensor]:

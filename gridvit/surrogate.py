@@ -22,6 +22,7 @@ from gridvit.data import DataSpec, FieldReader, Normaliser, describe, to_dataset
 from gridvit.data.normalise import DIVERGENCE_FACTOR
 from gridvit.data.spec import as_dataset
 from gridvit.forcings import calendar_channels
+from gridvit.history import empty_history, history_to_dict
 from gridvit.model import GridViT
 from gridvit.model.correction import SolverStep
 from gridvit.model_file import Checked, check_model_file, materialise
@@ -53,13 +54,19 @@ class Surrogate:
         normaliser: channel means/stds and the valid-cell mask.
         solver: for a learned correction, the classical step ``S^k`` whose result the network corrects
             (:class:`gridvit.model.correction.SolverStep`); None for a pure surrogate.
+        history: per-epoch training record, an ``xr.Dataset`` with dim ``epoch`` (1-based): ``loss``,
+            ``val_loss`` (NaN without a validation split), ``lr``, ``wall_time`` (s, cumulative) and
+            ``samples`` (windows seen, cumulative); see :mod:`gridvit.history`. Empty for an untrained model
+            or a file written before histories were saved. Plot with :func:`gridvit.analysis.plot_history`.
     """
 
     def __init__(self, model: GridViT, *, config: TrainConfig, spec: DataSpec, normaliser: Normaliser,
                  static: np.ndarray | None = None, static_names: tuple[str, ...] = (),
-                 forcing_names: tuple[str, ...] = (), solver: SolverStep | None = None):
+                 forcing_names: tuple[str, ...] = (), solver: SolverStep | None = None,
+                 history: xr.Dataset | None = None):
         self.model, self.config, self.spec, self.normaliser = model, config, spec, normaliser
         self.solver = solver
+        self.history = empty_history() if history is None else history
         self.static_names, self.forcing_names = tuple(static_names), tuple(forcing_names)
         self.static = None if static is None else torch.as_tensor(np.asarray(static, np.float32))
         self._valid = torch.as_tensor(normaliser.valid)
@@ -247,7 +254,7 @@ class Surrogate:
         return {"train_config": asdict(self.config), "model_config": asdict(self.model.cfg),
                 "spec": self.spec.to_dict(), "normaliser": self.normaliser.to_dict(),
                 "static_names": list(self.static_names), "forcing_names": list(self.forcing_names),
-                "solver": solver}
+                "solver": solver, "history": history_to_dict(self.history)}
 
     def save(self, path: str | Path) -> Path:
         """Write one safetensors file (weights + JSON header); atomic."""
@@ -340,7 +347,7 @@ def _rebuild(cls: type[Surrogate], checked: Checked, meta: dict[str, Any], tenso
         solver = None if checked.solver is None else SolverStep(*checked.solver, normaliser.mean, normaliser.std)
         return cls(model, config=checked.config, spec=checked.spec, normaliser=normaliser,
                    static=None if static is None else static.numpy(), static_names=checked.static_names,
-                   forcing_names=checked.forcing_names, solver=solver)
+                   forcing_names=checked.forcing_names, solver=solver, history=checked.history)
     except Exception as err:  # not expected after the checks; never a traceback from deep inside torch
         lines = str(err).splitlines()
         raise CheckpointError(f"the model could not be rebuilt: {type(err).__name__}: "

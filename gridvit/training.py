@@ -32,6 +32,7 @@ from gridvit.data import prepare
 from gridvit.data.pipeline import Prepared
 from gridvit.distributed import Comm, detect, local_batch_size, process_group, resolve_device, shard_batches
 from gridvit.forcings import calendar_names
+from gridvit.history import history_dataset
 from gridvit.metrics import weighted_mse_loss
 from gridvit.model import GridViT, ModelConfig
 from gridvit.model.correction import SolverStep, substeps_for
@@ -145,7 +146,7 @@ class Trainer:
         self.n_batches = math.ceil(len(prep.windows("train")) / cfg.batch_size)
         self.epochs = cfg.epochs if cfg.epochs is not None else (None if cfg.time_budget else 20)
         self.path = None if checkpoint_dir is None else Path(checkpoint_dir) / CHECKPOINT
-        self.epoch, self.step, self.elapsed = 0, 0, 0.0
+        self.epoch, self.step, self.elapsed, self.samples = 0, 0, 0.0, 0
         self.best_val, self.best_state, self.bad_epochs = math.inf, None, 0
         self.log: list[dict[str, float]] = []
         if resume and self.path is not None and self.path.exists():
@@ -201,8 +202,9 @@ class Trainer:
                 self.best_state = {k: v.detach().clone() for k, v in self.sur.model.state_dict().items()}
             else:
                 self.bad_epochs += 1
-            self.log.append({"epoch": self.epoch, "loss": loss, "val_loss": val, "lr": self.lr(),
-                             "elapsed": self.elapsed})
+            has_val = len(self.prep.windows("val")) > 0  # without a split, val is the training loss (or inf)
+            self.log.append({"epoch": self.epoch, "loss": loss, "val_loss": val if has_val else None, "lr": self.lr(),
+                             "elapsed": self.elapsed, "samples": self.samples})
             if bar is not None:
                 bar.set_postfix(epoch=self.epoch, loss=f"{loss:.4f}", val=f"{val:.4f}")
             if self.path is not None:
@@ -214,6 +216,7 @@ class Trainer:
         if self.best_state is not None:
             self.sur.model.load_state_dict(self.best_state)
         self.sur.model.eval()
+        self.sur.history = history_dataset(self.log)
 
     def _epoch(self, bar) -> float:
         cfg = self.cfg
@@ -245,6 +248,7 @@ class Trainer:
             self.opt.step()
             self.step += 1
             total, count = total + global_loss * shard.global_size, count + shard.global_size
+            self.samples += shard.global_size
             dt = self._tick()
             if cfg.time_budget is not None and self.comm.active:
                 self.elapsed = self.comm.from_main([self.elapsed])[0]  # one clock for lr and the budget
@@ -361,7 +365,7 @@ class Trainer:
         rng = state["torch_rng"]
         if (not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in counts.values())
                 or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0 for v in numbers.values())
-                or not (isinstance(state["log"], list) and all(isinstance(e, dict) for e in state["log"]))
+                or not _valid_log(state["log"])
                 or not (isinstance(rng, torch.Tensor) and rng.dtype == torch.uint8
                         and rng.shape == torch.get_rng_state().shape)):
             raise CheckpointError(f"{where} is damaged: its counters, log or random state are of the wrong type")
@@ -370,7 +374,17 @@ class Trainer:
         self.epoch, self.step, self.elapsed = counts["epoch"], counts["step"], float(numbers["elapsed"])
         self.best_val, self.bad_epochs, self.log = float(numbers["best_val"]), counts["bad_epochs"], list(state["log"])
         self.best_state = best
+        self.samples = int(self.log[-1]["samples"]) if self.log else 0
         torch.set_rng_state(rng)
+
+
+def _valid_log(log: Any) -> bool:
+    """Whether a checkpoint's log is a per-epoch history :func:`gridvit.history.history_dataset` accepts."""
+    try:
+        history_dataset(log)
+    except ValueError:
+        return False
+    return isinstance(log, list)
 
 
 def _advance(bar, n: float) -> None:

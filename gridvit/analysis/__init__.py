@@ -15,7 +15,7 @@ from gridvit.analysis.attention import (
     weighted_mean_distance,
 )
 from gridvit.analysis.locate import locate, region_mask
-from gridvit.analysis.plots import plot_map, plot_mean_distance
+from gridvit.analysis.plots import plot_history, plot_map, plot_mean_distance
 from gridvit.analysis.stencil import effective_stencil, heat_kernel, relative_l2
 from gridvit.analysis.teleconnection import lagged_correlation, pattern_correlation, teleconnection
 
@@ -30,6 +30,7 @@ __all__ = [
     "locate",
     "mean_attention_distance",
     "pattern_correlation",
+    "plot_history",
     "plot_map",
     "plot_mean_distance",
     "prior_attention",

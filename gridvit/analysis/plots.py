@@ -82,3 +82,42 @@ def plot_map(da: xr.DataArray, *, ax: Any = None, title: str | None = None, mark
         setter(f"{dim} ({units})" if units else dim)
     ax.set_title(title or da.attrs.get("long_name", da.name or ""))
     return ax
+
+
+def plot_history(model: Any, *, ax: Any = None, title: str | None = None) -> Any:
+    """Training and validation loss against epoch (log scale), from ``model.history``.
+
+    Args:
+        model: a trained :class:`gridvit.Surrogate` (or its ``history`` Dataset).
+        ax: matplotlib Axes to draw on (default: a new figure).
+        title: the axes title.
+
+    Returns:
+        The Axes: training loss (solid) and validation loss (dashed, where there was a validation split);
+        the learning rate on a twin axis (dotted, grey).
+
+    Raises:
+        TypeError: ``model`` is neither a Surrogate nor a history Dataset.
+        ValueError: the history has no epochs (an untrained model, or a file written before histories).
+    """
+    hist = model if isinstance(model, xr.Dataset) else getattr(model, "history", None)
+    if not isinstance(hist, xr.Dataset) or "loss" not in hist:
+        raise TypeError("model must be a gridvit Surrogate or its history Dataset")
+    if hist.sizes.get("epoch", 0) == 0:
+        raise ValueError("the model's history has no epochs (untrained, or loaded from a file written before "
+                         "histories were saved)")
+    ax = _axes(ax)
+    epoch = hist["epoch"].values
+    ax.plot(epoch, hist["loss"].values, "o-", label="training loss")
+    if np.isfinite(hist["val_loss"].values).any():
+        ax.plot(epoch, hist["val_loss"].values, "s--", label="validation loss")
+    ax.set_yscale("log")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("loss (area-weighted MSE, normalised)")
+    lr = ax.twinx()
+    lr.plot(epoch, hist["lr"].values, ":", color="0.5", label="learning rate")
+    lr.set_ylabel("learning rate", color="0.5")
+    ax.set_title(title or f"training history ({int(hist['samples'].values[-1])} windows seen, "
+                 f"{float(hist['wall_time'].values[-1]):.0f} s)")
+    ax.legend(fontsize="small", loc="best")
+    return ax
