@@ -15,7 +15,9 @@ navier_stokes (vorticity) NavierStokesArakawa, NavierStokesCentral     (2, 3), (
 ========================  ===========================================  ===============================
 
 ``simulate(pde, shape=..., t_end=..., save_every=..., ...)`` runs one from seeded initial conditions
-(:mod:`gridvit.solvers.initial`) and returns an ``xr.Dataset`` with dims (sample, time, y, x).
+(:mod:`gridvit.solvers.initial`) and returns an ``xr.Dataset`` with dims (sample, time, y, x);
+``coarsen(ds, factor, method="mean" | "spectral")`` puts it on a coarser grid keeping the coordinates'
+``periodic`` and ``units`` attributes.
 
 Speed: on the CPU with no gradient to record, ``step(u)`` of the explicit schemes (FTCS, upwind,
 Lax–Wendroff, Burgers, Gray–Scott explicit, Navier–Stokes) runs compiled numba loops
@@ -27,6 +29,7 @@ use the torch path, which every scheme has.
 from gridvit.solvers.advection import AdvectionLaxWendroff, AdvectionUpwind
 from gridvit.solvers.base import Scheme, ssprk3
 from gridvit.solvers.burgers import BurgersCentral, BurgersUpwind
+from gridvit.solvers.coarsen import coarsen
 from gridvit.solvers.grid_ops import Boundary, boundaries, laplacian, pad, stencil
 from gridvit.solvers.heat import HeatCrankNicolson, HeatFTCS, HeatSpectral
 from gridvit.solvers.initial import gaussian_bump, gaussian_random_field, gray_scott_spots, sine_mode, taylor_green
@@ -56,6 +59,7 @@ __all__ = [
     "PDES",
     "Scheme",
     "boundaries",
+    "coarsen",
     "gaussian_bump",
     "gaussian_random_field",
     "gray_scott_spots",

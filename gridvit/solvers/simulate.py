@@ -228,7 +228,9 @@ def simulate(
 
     Returns:
         Dataset with one variable per field (heat/advection ``u``; Burgers ``u``, ``v``; Gray–Scott ``u``,
-        ``v``; Navier–Stokes ``vorticity``), dims ``(sample, time, y, x)``.
+        ``v``; Navier–Stokes ``vorticity``), dims ``(sample, time, y, x)``. To train on a coarser grid, simulate
+        finely and use :func:`gridvit.solvers.coarsen` (block mean, or spectral truncation on periodic axes):
+        unlike ``ds.coarsen(...).mean()`` it keeps the coordinates' ``periodic`` and ``units`` attributes.
     """
     name, spec = _spec(pde)
     h, w = _pair("shape", shape, int)
