@@ -2,9 +2,10 @@
 
 In memory, the whole dataset is stacked once into an (S, T, C, H, W) array. Lazily (dask-backed data, or
 ``in_memory=False``), each read indexes the source variables and loads only the requested time steps, so
-a store far larger than memory can be streamed; both paths return identical arrays. Lazy reads run dask's
-synchronous scheduler (no thread pool), so a reader works inside forked DataLoader workers and pickles
-(a lazy one as references to its files, not their values) for spawned ones.
+a store far larger than memory can be streamed; both paths return identical arrays. A dask array that only
+opens files is read from the files' backend arrays directly (no graph per read, :mod:`gridvit.data.store`);
+computed dask arrays run dask's synchronous scheduler (no thread pool). So a reader works inside forked
+DataLoader workers and pickles (a lazy one as references to its files, not their values) for spawned ones.
 """
 
 from __future__ import annotations
@@ -13,12 +14,14 @@ import ctypes
 import os
 import sys
 from functools import cache
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import xarray as xr
 
-from gridvit.data.spec import DataSpec, as_dataset
+from gridvit.data.dims import Dims
+from gridvit.data.spec import Channel, DataSpec, as_dataset
+from gridvit.data.store import backend_pieces, read_pieces
 
 IN_MEMORY_MAX_BYTES = 2 * 1024**3
 MMAP_THRESHOLD = 1024**2  # glibc serves allocations of at least this many bytes with mmap (lazy reads)
@@ -57,6 +60,11 @@ def as_slice(steps: np.ndarray) -> slice | np.ndarray:
 class FieldReader:
     """Reads blocks of the spec's channels: ``read(sample, steps) -> (T, C, H, W)`` float32.
 
+    Lazily, each channel is read in the fastest way that gives the same values: a dask array that only opens
+    files (``xr.open_zarr``, ``open_dataset(chunks=...)``, ``open_mfdataset``) by indexing those files'
+    backend arrays directly (:mod:`gridvit.data.store`); any other dask array (a computed variable) through
+    dask, all channels of a read in one synchronous compute; a variable without dask by xarray's lazy indexing.
+
     Args:
         data: the dataset described by ``spec``.
         spec: from :func:`gridvit.data.describe`.
@@ -66,22 +74,24 @@ class FieldReader:
     def __init__(self, data: xr.Dataset | xr.DataArray, spec: DataSpec, *, in_memory: bool | None = None):
         ds = as_dataset(data)
         d = spec.dims
-        order = [d.sample, d.time, d.y, d.x] if d.sample else [d.time, d.y, d.x]
-        self._arrays = []
-        for ch in spec.channels:
-            da = ds[ch.variable].sel(ch.at) if ch.at else ds[ch.variable]
-            da = da.transpose(*order)
-            self._arrays.append(da if d.sample else da.expand_dims("__sample__"))  # (S, T, H, W)
-        first = self._arrays[0]
-        self.n_samples, self.n_times = first.shape[0], first.shape[1]
+        first = ds[spec.channels[0].variable]
+        self.n_samples = first.sizes[d.sample] if d.sample else 1
+        self.n_times = first.sizes[d.time]
         self.shape = spec.grid.shape
-        nbytes = 4 * first.size * len(self._arrays)
+        self._n_channels = len(spec.channels)
+        nbytes = 4 * self.n_samples * self.n_times * self.shape[0] * self.shape[1] * self._n_channels
         if in_memory is None:
             in_memory = first.chunks is None and nbytes <= IN_MEMORY_MAX_BYTES
-        self._stacked = None
+        self._stacked, self._channels = None, []
         if in_memory:
-            self._stacked = np.stack([np.asarray(a.values, dtype=np.float32) for a in self._arrays], axis=2)
+            order = [d.sample, d.time, d.y, d.x] if d.sample else [d.time, d.y, d.x]
+            arrays = []
+            for ch in spec.channels:
+                da = (ds[ch.variable].sel(ch.at) if ch.at else ds[ch.variable]).transpose(*order)
+                arrays.append(np.asarray(da.values, dtype=np.float32).reshape(-1, *da.shape[-3:]))  # (S, T, H, W)
+            self._stacked = np.stack(arrays, axis=2)  # (S, T, C, H, W)
         else:
+            self._channels = [_LazyChannel(ds, ch, d) for ch in spec.channels]
             return_freed_fields()
 
     @property
@@ -93,12 +103,67 @@ class FieldReader:
         if self._stacked is not None:
             return self._stacked[sample, steps]  # (T, C, H, W)
         idx = steps if isinstance(steps, slice) else as_slice(np.asarray(steps))
-        # dask's threaded pool would hang in a forked DataLoader worker; a window is a few chunks anyway
-        blocks = [np.asarray(a[sample, idx].compute(scheduler="synchronous").values, dtype=np.float32)
-                  for a in self._arrays]  # C x (T, H, W)
-        return np.stack(blocks, axis=1)  # (T, C, H, W)
+        pick = None
+        if not isinstance(idx, slice):  # uneven steps: read their span, then pick them
+            idx = np.asarray(idx)
+            pick, idx = idx - idx.min(), slice(int(idx.min()), int(idx.max()) + 1)
+        blocks: list = [ch.read(sample, idx) for ch in self._channels]  # C x (T, H, W), or a dask array
+        lazy = [i for i, b in enumerate(blocks) if not isinstance(b, np.ndarray)]
+        if lazy:
+            import dask
+
+            # one graph for every computed channel; dask's threaded pool would hang in a forked DataLoader worker
+            done = dask.compute(*[blocks[i] for i in lazy], scheduler="synchronous")
+            for i, value in zip(lazy, done):
+                blocks[i] = self._channels[i].arrange(np.asarray(value))
+        out = np.stack([np.asarray(b, dtype=np.float32) for b in blocks], axis=1)  # (T, C, H, W)
+        return out if pick is None else out[pick]
 
     def steps_within(self, nbytes: int) -> int:
         """How many time steps of one sample (all channels, as float64) fit in ``nbytes``; at least 1."""
-        per_step = 8 * len(self._arrays) * self.shape[0] * self.shape[1]
+        per_step = 8 * self._n_channels * self.shape[0] * self.shape[1]
         return max(1, nbytes // per_step)
+
+
+class _LazyChannel:
+    """One channel read lazily: its variable's data, the fixed positions of its sample/level dims, and the
+    source (backend pieces, a dask array or a lazily indexed variable)."""
+
+    def __init__(self, ds: xr.Dataset, ch: Channel, d: Dims):
+        da = ds[ch.variable]
+        var = da.variable
+        self.dims = var.dims
+        self.time, self.sample = d.time, d.sample
+        self.levels = {dim: _position(da, dim, value) for dim, value in ch.at.items()}
+        kept = [dim for dim in var.dims if dim not in self.levels and dim != d.sample]  # after int indexing
+        self.order = tuple(kept.index(dim) for dim in (d.time, d.y, d.x))  # -> (T, H, W)
+        self.pieces = self.data = None
+        if var.chunks is not None:
+            self.pieces = backend_pieces(var.data)
+            self.data = var.data if self.pieces is None else None
+        else:
+            self.data = var
+
+    def key(self, sample: int, steps: slice) -> tuple:
+        fixed = {**self.levels, **({self.sample: sample} if self.sample else {}), self.time: steps}
+        return tuple(fixed.get(dim, slice(None)) for dim in self.dims)
+
+    def arrange(self, block: np.ndarray) -> np.ndarray:
+        return block.transpose(self.order)  # (T, H, W)
+
+    def read(self, sample: int, steps: slice) -> Any:
+        """(T, H, W) values, or a dask array of them for :meth:`FieldReader.read` to compute."""
+        key = self.key(sample, steps)
+        if self.pieces is not None:
+            return self.arrange(read_pieces(*self.pieces, key))
+        if isinstance(self.data, xr.Variable):
+            return self.arrange(np.asarray(self.data[key].values))
+        return self.data[key]
+
+
+def _position(da: xr.DataArray, dim: str, value: Any) -> int:
+    """The index along ``dim`` of the label ``value`` (what ``da.sel({dim: value})`` selects)."""
+    loc = da.get_index(dim).get_loc(value)
+    if not isinstance(loc, (int, np.integer)):
+        raise ValueError(f"the {dim!r} label {value!r} of variable {da.name!r} is not unique")
+    return int(loc)
