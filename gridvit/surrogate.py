@@ -126,13 +126,20 @@ class Surrogate:
 
     # ------------------------------------------------------------------ xarray in, xarray out
 
-    def predict(self, ds: xr.Dataset | xr.DataArray) -> xr.Dataset:
-        """The next step (``lead`` saved steps) after the last time of ``ds``, from its last inputs."""
-        return self.rollout(ds, steps=1)
+    def predict(self, ds: xr.Dataset | xr.DataArray, *, regrid: bool = False) -> xr.Dataset:
+        """The next step (``lead`` saved steps) after the last time of ``ds``, from its last inputs (``regrid``:
+        see :meth:`rollout`)."""
+        return self.rollout(ds, steps=1, regrid=regrid)
 
     @torch.no_grad()
-    def rollout(self, ds: xr.Dataset | xr.DataArray, steps: int) -> xr.Dataset:
+    def rollout(self, ds: xr.Dataset | xr.DataArray, steps: int, *, regrid: bool = False) -> xr.Dataset:
         """Feed predictions back ``steps`` times after the last time of ``ds``.
+
+        Args:
+            regrid: zero-shot resolution transfer: when ``ds`` lies on another grid of the same geometry,
+                periodicity and extent (e.g. 1° data for a model trained at 2°), run the same network there
+                with the mask, climatology and static fields interpolated to that grid (bilinear, wrapping
+                periodic axes; see :mod:`gridvit.regrid`). False: such data are refused.
 
         Returns:
             A Dataset laid out like the training data with a time dim of length ``steps`` continuing the
@@ -148,6 +155,12 @@ class Surrogate:
         if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
             raise ValueError(f"steps must be a positive int, got {steps!r}")
         ds = as_dataset(ds)  # a path is opened once here
+        if regrid:
+            from gridvit.regrid import on_grid
+
+            moved = on_grid(self, self._describe(ds))
+            if moved is not self:
+                return moved.rollout(ds, steps)
         states, times = self._initial_states(ds)  # (S, T*C, H, W), (n,) source times
         c, lead = len(self.spec.channels), self.config.lead
         future = self.spec.time.advance(times[-1], steps * lead)  # (steps*lead,)
@@ -178,11 +191,7 @@ class Surrogate:
             raise ValueError(f"the dataset lacks variable(s) {missing} the model was trained on ({names}); "
                              f"it has {list(ds.data_vars)}")
         d = self.spec.dims
-        dims = {"time": d.time, "y": d.y, "x": d.x, "channels": list(d.channels)}
-        if d.sample:
-            dims["sample"] = d.sample
-        spec = describe(ds, variables=names, dims=dims, allow_single_step=True,
-                        periodic={"y": self.spec.grid.periodic_y, "x": self.spec.grid.periodic_x})
+        spec = self._describe(ds)
         times = ds[d.time].values if d.time in ds.coords else np.arange(ds.sizes[d.time])
         self._check_compatible(spec, times)
         reader = FieldReader(ds, spec, in_memory=False)
@@ -199,12 +208,22 @@ class Surrogate:
         states = torch.from_numpy(z.reshape(z.shape[0], t * c, *z.shape[-2:])).to(self.device)  # (S, T*C, H, W)
         return states, times
 
+    def _describe(self, ds: xr.Dataset) -> DataSpec:
+        """``ds``'s layout read with the model's dim names and periodicity."""
+        d = self.spec.dims
+        dims = {"time": d.time, "y": d.y, "x": d.x, "channels": list(d.channels)}
+        if d.sample:
+            dims["sample"] = d.sample
+        return describe(ds, variables=[v.name for v in self.spec.variables], dims=dims, allow_single_step=True,
+                        periodic={"y": self.spec.grid.periodic_y, "x": self.spec.grid.periodic_x})
+
     def _check_compatible(self, spec: DataSpec, times: np.ndarray) -> None:
         diff = _grid_difference(spec, self.spec)
         if diff:
             raise ValueError(f"the dataset's grid ({spec.grid.kind} {spec.grid.shape}) differs from the one the "
                              f"model was trained on ({self.spec.grid.kind} {self.spec.grid.shape}): {diff}; "
-                             "regrid to the model's grid")
+                             "regrid to the model's grid, or pass regrid=True to run the model on this grid "
+                             "(same geometry and extent)")
         if spec.channel_names != self.spec.channel_names:
             raise ValueError(f"the dataset's channels {spec.channel_names} differ from the model's "
                              f"{self.spec.channel_names}")
