@@ -6,11 +6,15 @@ gridvit's loader is what :func:`gridvit.train` iterates: ``prepare(ds).dataset("
 
 - ``era5``: the real ERA5 UK t2m file (744 h × 33 × 49): in memory; the shared netCDF file opened lazily
   (``xr.open_dataset``, ``prepare(..., in_memory=False)``: each item reads its own time steps); zarr
-  (written on the fly to a temporary folder, chunks of 24 steps, opened with ``xr.open_zarr``: dask-backed);
+  (written on the fly to a temporary folder, chunks of 24 steps, opened with ``xr.open_zarr``: the
+  dask-backed object a notebook user holds);
 - ``global1deg``: a synthetic 1° global dataset (two variables, daily, 180 × 360), written to a temporary
   netCDF file and zarr store (chunks of 8 steps) and read the same ways;
 - ``zarr-nodask``: the same zarr store opened with ``chunks=None`` (xarray's lazy indexing, no dask graph per
-  read), ``prepare(..., in_memory=False)``.
+  read), ``prepare(..., in_memory=False)``;
+- ``netcdf-dask``: the netCDF file as a dask-backed object (``xr.open_dataset(path, chunks={})``);
+- ``mfdataset``: the data written as two netCDF files split in time, opened with ``xr.open_mfdataset``
+  (dask-backed, one chunk per file).
 
 Rates: median over repeats of batches/s over a fixed number of batches after a warm-up batch. Where
 ``xbatcher`` is installed, its documented PyTorch path (``BatchGenerator`` with ``input_dims`` = the window,
@@ -49,7 +53,7 @@ from gridvit.config import TrainConfig  # noqa: E402
 from gridvit.data import prepare  # noqa: E402
 from gridvit.training import Trainer, build_surrogate  # noqa: E402
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+DATA = Path(os.environ.get("GRIDVIT_SHARED_DATA", Path(__file__).resolve().parents[1].parent / "shared" / "data"))
 ERA5 = DATA / "era5_t2m_uk_2019-03.nc"
 BATCH, HISTORY, ROLLOUT = 8, 2, 1
 WAIT_GOAL, XBATCHER_GOAL = 0.10, 3.0
@@ -81,8 +85,14 @@ def sources(name: str, tmp: Path, days: int) -> dict[str, Callable[[], tuple[xr.
         zarr_chunks = {"time": 8}
     store = tmp / f"{name}.zarr"
     mem.chunk(zarr_chunks).to_zarr(store, mode="w")
+    half = mem.sizes["time"] // 2
+    parts = [tmp / f"{name}-a.nc", tmp / f"{name}-b.nc"]
+    mem.isel(time=slice(0, half)).to_netcdf(parts[0])
+    mem.isel(time=slice(half, None)).to_netcdf(parts[1])
     return {"memory": lambda: (mem, True),
             "netcdf": lambda: (xr.open_dataset(nc), False),
+            "netcdf-dask": lambda: (xr.open_dataset(nc, chunks={}), None),
+            "mfdataset": lambda: (xr.open_mfdataset(parts, combine="by_coords"), None),
             "zarr": lambda: (xr.open_zarr(store), None),
             "zarr-nodask": lambda: (xr.open_zarr(store, chunks=None), False)}
 
@@ -243,7 +253,7 @@ def headline(result: dict) -> list[dict]:
     out = [{"result": "share of a train step waiting for data (worst source)",
             "value": f"{100 * worst['wait']['fraction']:.1f} % ({worst['dataset']}, {worst['source']})",
             "goal": f"≤ {100 * WAIT_GOAL:.0f} %", "met": bool(worst["wait"]["fraction"] <= WAIT_GOAL)}]
-    for source in ("memory", "netcdf", "zarr", "zarr-nodask"):
+    for source in ("memory", "netcdf", "netcdf-dask", "mfdataset", "zarr", "zarr-nodask"):
         r = next((r for r in rows if r["dataset"] == "global1deg" and r["source"] == source), None)
         if r is not None:
             out.append({"result": f"loader batches/s, 1° global × 2 var, {source}",
