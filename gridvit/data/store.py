@@ -52,10 +52,10 @@ def _opened(name: str, layers: Mapping, deps: Mapping, getters: tuple) -> Any:
     original = held[key]
     if not (hasattr(original, "shape") and hasattr(original, "dtype") and hasattr(original, "__getitem__")):
         return None
-    for task in (layers[name][k] for k in list(layers[name].keys())[:1]):
-        ref = task.args[0] if getattr(task, "func", None) in getters and getattr(task, "args", ()) else None
-        if getattr(ref, "key", None) != key:
-            return None
+    task = layers[name][next(iter(layers[name].keys()))]  # every block of a from_array layer is alike
+    args = getattr(task, "args", ())
+    if getattr(task, "func", None) not in getters or not args or getattr(args[0], "key", None) != key:
+        return None
     return original
 
 
