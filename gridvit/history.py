@@ -17,7 +17,8 @@ import xarray as xr
 # logged name -> (history variable, units, long name); "epoch" is the dimension coordinate
 FIELDS = {
     "loss": ("loss", "1", "training loss (area-weighted masked MSE, normalised units, mean over the epoch)"),
-    "val_loss": ("val_loss", "1", "validation loss (one-step area-weighted masked MSE; NaN without a validation split)"),
+    "val_loss": ("val_loss", "1",
+                 "validation loss (one-step area-weighted masked MSE; NaN without a validation split)"),
     "lr": ("lr", "1", "learning rate at the end of the epoch"),
     "elapsed": ("wall_time", "s", "wall-clock seconds of training at the end of the epoch (validation included)"),
     "samples": ("samples", "1", "training windows seen since the start of training"),
