@@ -39,12 +39,14 @@ class LinearBaseline:
     std: np.ndarray
     time: TimeAxis
     grid: Grid
+    calendar: tuple[str, ...] | None = None
 
     @classmethod
     def fit(cls, train: xr.DataArray, *, leads: Sequence[int], history: int, time: TimeAxis, grid: Grid,
-            dims: tuple[str, str, str]) -> "LinearBaseline":
-        """Fit on ``train`` (the training period only), dims ``(time, y, x)``; cells NaN at a time are left out
-        of that sample, cells never finite give NaN forecasts.
+            dims: tuple[str, str, str], calendar: tuple[str, ...] | None = None) -> "LinearBaseline":
+        """Fit on ``train`` (the training period only), dims ``(time, y, x)``, with the calendar channels named
+        ``calendar`` (default: all of the time axis's, see :func:`gridvit.forcings.calendar_names`); cells NaN
+        at a time are left out of that sample, cells never finite give NaN forecasts.
 
         Raises:
             ValueError: bad ``leads``/``history``, or a training period too short for the longest lead.
@@ -58,7 +60,7 @@ class LinearBaseline:
         if n < history + max(leads) + 1:
             raise ValueError(f"the training period has {n} steps, too few for history={history} and lead {max(leads)}")
         inits = np.arange(history - 1, n)
-        feats = features(x, inits, times[inits], history, time, grid)  # (M, F, H, W), inits t >= h-1
+        feats = features(x, inits, times[inits], history, time, grid, calendar)  # (M, F, H, W), inits t >= h-1
         ok = np.isfinite(feats).all(axis=1)  # (M, H, W)
         f = np.where(ok[:, None], feats, 0.0)
         count = np.maximum(ok.sum(axis=0), 1)  # (H, W)
@@ -78,7 +80,7 @@ class LinearBaseline:
             w = np.linalg.solve(a, b[..., None])[..., 0]  # (H, W, F+1)
             w[use.sum(axis=0) == 0] = np.nan
             coef[k] = np.moveaxis(w, -1, 0)  # (F+1, H, W)
-        return cls(leads, history, coef, mean, std, time, grid)
+        return cls(leads, history, coef, mean, std, time, grid, calendar)
 
     def predict(self, states: np.ndarray, init_time, lead: int) -> np.ndarray:
         """Forecast (H, W) ``lead`` steps after ``init_time`` from the last ``history`` states (h, H, W),
@@ -86,17 +88,18 @@ class LinearBaseline:
         if lead not in self.coef:
             raise ValueError(f"the linear baseline was fitted for leads {list(self.leads)}, not {lead}")
         states = np.asarray(states, dtype=np.float64)
-        feats = features(states, np.array([self.history - 1]), np.array([init_time]), self.history, self.time, self.grid)
+        feats = features(states, np.array([self.history - 1]), np.array([init_time]), self.history, self.time, self.grid,
+                         self.calendar)
         z = _design((feats - self.mean) / self.std)[0]  # (F+1, H, W)
         return (self.coef[lead] * z).sum(axis=0)
 
 
-def features(x: np.ndarray, inits: np.ndarray, init_times: np.ndarray, history: int, time: TimeAxis, grid: Grid
-             ) -> np.ndarray:
+def features(x: np.ndarray, inits: np.ndarray, init_times: np.ndarray, history: int, time: TimeAxis, grid: Grid,
+             calendar: tuple[str, ...] | None = None) -> np.ndarray:
     """Regression features (M, h + F, H, W) at init indices ``inits`` (M,) of states ``x`` (N, H, W): the
     states ``t-h+1 … t`` then the calendar channels of the init times (M,)."""
     past = np.stack([x[inits - history + 1 + j] for j in range(history)], axis=1)  # (M, h, H, W)
-    cal = calendar_channels(init_times, time, grid).astype(np.float64)  # (M, F, H, W)
+    cal = calendar_channels(init_times, time, grid, calendar).astype(np.float64)  # (M, F, H, W)
     return np.concatenate([past, cal], axis=1)
 
 

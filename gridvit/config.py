@@ -46,7 +46,9 @@ class TrainConfig:
             each of W processes takes ``batch_size / W`` windows of it (it must divide evenly).
         val_fraction: last fraction of time (or samples) held out for validation/early stopping.
         patience: epochs without validation improvement before stopping (best weights are kept).
-        calendar: add sin/cos time-of-day and day-of-year channels for datetime axes.
+        calendar: add sin/cos time-of-day and day-of-year channels for datetime axes (``"diurnal"``: time of
+            day only, for training periods much shorter than a year, where the day of year only marks the
+            trend of those weeks and extrapolates beyond them).
         climatology: model anomalies from a training-split climatology by ``"hour"`` of day or ``"month"``
             (``"auto"``: by time step, see :func:`gridvit.data.prepare`; None: plain mean/std).
         seed: seeds initialisation and shuffling (same seed, data and CPU → same weights with ``epochs``).
@@ -88,7 +90,7 @@ class TrainConfig:
     grad_clip: float = 1.0
     val_fraction: float = 0.1
     patience: int = 5
-    calendar: bool = True
+    calendar: bool | str = True
     climatology: str | None = "auto"
     seed: int = 0
     device: str = "auto"
@@ -134,6 +136,8 @@ class TrainConfig:
             raise ValueError(f"warmup must be a fraction in [0, 1), got {self.warmup!r}")
         if not (_number(self.val_fraction) and 0 <= self.val_fraction < 1):
             raise ValueError(f"val_fraction must be in [0, 1), got {self.val_fraction!r}")
+        if self.calendar not in (True, False, "diurnal"):
+            raise ValueError(f"calendar must be True, False or 'diurnal', got {self.calendar!r}")
         if self.climatology not in ("auto", "hour", "month", None):
             raise ValueError(f"climatology must be 'auto', 'hour', 'month' or None, got {self.climatology!r}")
         if not (_number(self.input_noise) and self.input_noise >= 0):

@@ -54,7 +54,7 @@ def forecast_skill(model, ds: xr.Dataset, *, variable: str, inits: Sequence, ste
     anomaly = ds[variable].transpose(t, ...) - climatology_at(clim, ds[t].values, time_dim=t, by=by)  # the model's own units
     train_anomaly = anomaly.sel({t: train[t].values})
     linear = LinearBaseline.fit(train_anomaly, leads=leads.tolist(), history=h, time=model.spec.time,
-                                grid=model.spec.grid, dims=(t, *grid_dims))
+                                grid=model.spec.grid, dims=(t, *grid_dims), calendar=model.forcing_names)
     series = anomaly.transpose(t, *grid_dims)
     index = ds.get_index(t)
     w = model.spec.grid.area_weights()

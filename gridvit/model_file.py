@@ -309,7 +309,7 @@ def _check_layout(config: TrainConfig, mcfg: ModelConfig, spec: DataSpec, static
                               "and train_config.linear_base")
     if leads is not None and corrected:
         raise CheckpointError("a learned correction cannot be lead-conditioned (train_config.leads with a solver)")
-    if forcing not in ((), calendar_names(spec.time)):
+    if forcing not in ((), calendar_names(spec.time), calendar_names(spec.time, "diurnal")):
         raise CheckpointError(f"forcing_names {list(forcing)} are not the calendar channels of the spec's time axis "
                               f"{list(calendar_names(spec.time))}")
     try:

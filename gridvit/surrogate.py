@@ -85,7 +85,7 @@ class Surrogate:
         if self.static is not None:
             parts.append(self.static.to(states)[None].expand(b, -1, -1, -1))  # (B, E_s, H, W)
         if self.forcing_names:
-            f = calendar_channels(np.asarray(times).reshape(-1), self.spec.time, self.spec.grid)
+            f = calendar_channels(np.asarray(times).reshape(-1), self.spec.time, self.spec.grid, self.forcing_names)
             parts.append(torch.from_numpy(f).to(states))  # (B, F, H, W)
         return torch.cat(parts, dim=1)
 

@@ -106,7 +106,7 @@ def train(data: xr.Dataset | xr.DataArray, *, dims: Mapping[str, Any] | None = N
 def build_surrogate(prep: Prepared, cfg: TrainConfig, *, solver: Any = None) -> Surrogate:
     """An untrained surrogate for ``prep``, seeded by ``cfg.seed``: persistence, or with a ``solver`` (a
     scheme, see :func:`train`) the bare scheme's ``S^k``."""
-    forcings = calendar_names(prep.spec.time) if cfg.calendar else ()
+    forcings = calendar_names(prep.spec.time, "diurnal" if cfg.calendar == "diurnal" else "all") if cfg.calendar else ()
     n_static = 0 if prep.static is None else prep.static.shape[0]
     step = None
     if solver is not None:
@@ -203,6 +203,10 @@ class Trainer:
     def run(self) -> None:
         bar = self._bar() if self.comm.is_main else None
         self._last = time.perf_counter()
+        if self.epoch == 0 and self.best_state is None and self.sur.model.cell_linear is not None:
+            # the fitted linear base is the first candidate, kept unless training beats it on validation
+            self.best_val = self.comm.from_main([self.validate()])[0]
+            self.best_state = {k: v.detach().clone() for k, v in self.sur.model.state_dict().items()}
         while not self.done():
             loss = self._epoch(bar)
             val = self.validate()

@@ -196,3 +196,26 @@ def test_linear_base_starts_as_the_per_cell_least_squares_fit(tmp_path):
     np.testing.assert_array_equal(again.predict(ds).u.values, trained.predict(ds).u.values)
     with pytest.raises(ValueError, match="per-cell linear base"):
         again.model(torch.zeros(1, 1, 16, 24), Grid(kind="plane", y=np.arange(16.0), x=np.arange(24.0)))
+
+
+def test_diurnal_calendar_keeps_only_the_time_of_day_channels(toy, tmp_path):
+    model = gridvit.train(toy.isel(time=slice(0, 120)), calendar="diurnal", epochs=1, **TINY)
+    assert model.forcing_names == ("sin_hour", "cos_hour")
+    assert model.model.cfg.extra_channels == 2
+    again = gridvit.load(model.save(tmp_path / "d.gvt"))
+    np.testing.assert_array_equal(again.predict(toy).t2m.values, model.predict(toy).t2m.values)
+    with pytest.raises(ValueError, match="calendar"):
+        TrainConfig(calendar="yearly")
+
+
+def test_training_keeps_the_linear_base_unless_it_beats_it_on_validation():
+    from gridvit.data import prepare
+    from gridvit.training import Trainer, build_surrogate
+
+    ds, _ = _ar_field()  # the per-cell linear model is the true one: a too-fast network can only hurt
+    cfg = TrainConfig(history=1, linear_base=True, epochs=2, patch=4, lr=0.05, warmup=0.0, **TINY)
+    prep = prepare(ds, history=1, patch=4)
+    tr = Trainer(build_surrogate(prep, cfg), prep, cfg, checkpoint_dir=None, resume=False)
+    base = tr.validate()
+    tr.run()
+    assert tr.validate() <= base + 1e-9
