@@ -18,6 +18,19 @@ class TrainConfig:
     Args:
         variables: variables to model (default: all with time and both spatial dims).
         history: input steps T. lead: saved steps per model step. rollout_steps: unrolled steps in the loss.
+        leads: train one **lead-conditioned** model for several leads at once (saved steps, strictly
+            increasing, each a multiple of the first): the inputs are ``history`` states ``leads[0]`` steps
+            apart, each training window targets one of the leads, and the lead enters the network as a
+            learned embedding added to every token (ClimaX). ``predict(ds, lead=k)`` forecasts lead k
+            directly; ``rollout`` combines the leads (see :meth:`gridvit.Surrogate.rollout`). None: one
+            lead, ``lead``.
+        linear_base: the network predicts the residual of a per-cell linear regression of its own inputs (one
+            per lead), fitted by least squares on the training windows before training and then held fixed
+            (:mod:`gridvit.model.cell_linear`): the model starts as the linear-regression baseline. Ties the
+            model to its training grid.
+        rollout_curriculum: with ``rollout_steps`` K > 1, the fraction of training spent on the one-step loss
+            before the unrolled steps grow from 1 to K (reaching K halfway through the rest); 0 unrolls all K
+            steps from the start.
         pushforward: detach each unrolled step's input from the previous prediction (Brandstetter et al.
             2022); False backpropagates through the whole unroll. None: True for pure surrogates, False for
             learned corrections (solver in the loop, Um et al. 2020).
@@ -33,7 +46,9 @@ class TrainConfig:
             each of W processes takes ``batch_size / W`` windows of it (it must divide evenly).
         val_fraction: last fraction of time (or samples) held out for validation/early stopping.
         patience: epochs without validation improvement before stopping (best weights are kept).
-        calendar: add sin/cos time-of-day and day-of-year channels for datetime axes.
+        calendar: add sin/cos time-of-day and day-of-year channels for datetime axes (``"diurnal"``: time of
+            day only, for training periods much shorter than a year, where the day of year only marks the
+            trend of those weeks and extrapolates beyond them).
         climatology: model anomalies from a training-split climatology by ``"hour"`` of day or ``"month"``
             (``"auto"``: by time step, see :func:`gridvit.data.prepare`; None: plain mean/std).
         seed: seeds initialisation and shuffling (same seed, data and CPU → same weights with ``epochs``).
@@ -54,6 +69,9 @@ class TrainConfig:
     history: int = 2
     lead: int = 1
     rollout_steps: int = 1
+    leads: list[int] | None = None
+    rollout_curriculum: float = 0.0
+    linear_base: bool = False
     pushforward: bool | None = None
     input_noise: float = 0.0
     patch: int | None = None
@@ -72,7 +90,7 @@ class TrainConfig:
     grad_clip: float = 1.0
     val_fraction: float = 0.1
     patience: int = 5
-    calendar: bool = True
+    calendar: bool | str = True
     climatology: str | None = "auto"
     seed: int = 0
     device: str = "auto"
@@ -91,6 +109,18 @@ class TrainConfig:
                 _positive_int(name, getattr(self, name))
         if isinstance(self.num_workers, bool) or not isinstance(self.num_workers, int) or self.num_workers < 0:
             raise ValueError(f"num_workers must be an int >= 0, got {self.num_workers!r}")
+        if self.leads is not None:
+            self.leads = _leads(self.leads)
+            if self.lead not in (1, self.leads[0]):
+                raise ValueError(f"give either lead={self.lead} or leads={self.leads}, not both")
+            self.lead = self.leads[0]
+            if self.rollout_steps != 1:
+                raise ValueError("rollout_steps > 1 is for single-lead models; a lead-conditioned model (leads=...) "
+                                 "reaches long leads directly")
+        if not (_number(self.rollout_curriculum) and 0 <= self.rollout_curriculum < 1):
+            raise ValueError(f"rollout_curriculum must be a fraction in [0, 1), got {self.rollout_curriculum!r}")
+        if not isinstance(self.linear_base, bool):
+            raise TypeError(f"linear_base must be True or False, got {self.linear_base!r}")
         if self.pushforward is not None and not isinstance(self.pushforward, bool):
             raise TypeError(f"pushforward must be True, False or None, got {self.pushforward!r}")
         if not isinstance(self.activation_checkpointing, bool):
@@ -106,6 +136,8 @@ class TrainConfig:
             raise ValueError(f"warmup must be a fraction in [0, 1), got {self.warmup!r}")
         if not (_number(self.val_fraction) and 0 <= self.val_fraction < 1):
             raise ValueError(f"val_fraction must be in [0, 1), got {self.val_fraction!r}")
+        if self.calendar not in (True, False, "diurnal"):
+            raise ValueError(f"calendar must be True, False or 'diurnal', got {self.calendar!r}")
         if self.climatology not in ("auto", "hour", "month", None):
             raise ValueError(f"climatology must be 'auto', 'hour', 'month' or None, got {self.climatology!r}")
         if not (_number(self.input_noise) and self.input_noise >= 0):
@@ -129,6 +161,24 @@ class TrainConfig:
         if unknown:
             raise TypeError(f"unknown training option(s) {unknown}; accepted: {sorted(names)}")
         return cls(**options)
+
+
+def _leads(leads: Any) -> list[int]:
+    """``leads`` as a list of positive, strictly increasing ints, each a multiple of the first."""
+    if isinstance(leads, (str, bytes)) or not hasattr(leads, "__iter__"):
+        raise TypeError(f"leads must be a list of positive ints, got {leads!r}")
+    out = list(leads)
+    if not out:
+        raise ValueError("leads is empty; give at least one lead (in saved time steps), e.g. leads=[1, 6, 24]")
+    for v in out:
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise ValueError(f"every lead must be a positive int (saved time steps), got {v!r} in {out}")
+    if any(b <= a for a, b in zip(out, out[1:])):
+        raise ValueError(f"leads must be strictly increasing without duplicates, got {out}")
+    bad = [v for v in out if v % out[0]]
+    if bad:
+        raise ValueError(f"every lead must be a multiple of the first ({out[0]}, the inputs' spacing); {bad} are not")
+    return out
 
 
 def _number(v: Any) -> bool:

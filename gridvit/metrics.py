@@ -8,7 +8,9 @@ Conventions (WeatherBench 2, Rasp et al. 2024):
   the area-weighted mean squared error over forecasts (init times, samples);
 - ACC: uncentred anomaly correlation ``Σ w f'o' / sqrt(Σ w f'² · Σ w o'²)`` per forecast, then averaged,
   with anomalies ``f' = f − c``, ``o' = o − c`` against a climatology ``c`` from the training period only;
-- nRMSE (PDEBench): ``‖pred − ref‖₂ / ‖ref‖₂`` per sample and channel, then averaged.
+- nRMSE (PDEBench): ``‖pred − ref‖₂ / ‖ref‖₂`` per sample and channel, then averaged;
+- seam ratio: mean squared jump between neighbouring cells across patch borders ÷ the same inside patches
+  (about 1 for a smooth field; ≫ 1 when a patch decoder leaves seams).
 
 Masked (NaN) cells are excluded everywhere. Arrays are (..., H, W); leading dims are forecasts.
 """
@@ -70,6 +72,30 @@ def nrmse(pred, ref) -> float:
     num = np.sqrt(np.nansum((pred - ref) ** 2, axis=(-2, -1)))
     den = np.sqrt(np.nansum(ref**2, axis=(-2, -1)))
     return float(np.mean(num / den))
+
+
+def seam_ratio(field, patch: int) -> float:
+    """Mean squared jump between neighbouring cells across patch borders ÷ the same inside patches.
+
+    ``field`` (..., H, W), e.g. a predicted change (forecast − last state); patches of side ``patch`` start at
+    cell 0 of each axis (gridvit pads at the end, see :mod:`gridvit.patches`). NaN jumps are skipped; the wrap
+    around a periodic axis is not counted. About 1 for a field without seams.
+
+    Raises:
+        ValueError: a patch < 2 (no border inside the grid to compare) or a grid with no inner pair.
+    """
+    f = np.asarray(field, dtype=np.float64)
+    if isinstance(patch, bool) or not isinstance(patch, (int, np.integer)) or patch < 2:
+        raise ValueError(f"seam_ratio needs a patch side >= 2, got {patch!r}")
+    if f.ndim < 2 or min(f.shape[-2:]) <= patch:
+        raise ValueError(f"seam_ratio needs a (..., H, W) field larger than one patch ({patch}), got {f.shape}")
+    jx = np.diff(f, axis=-1) ** 2  # (..., H, W-1): cell j to j+1
+    jy = np.diff(f, axis=-2) ** 2  # (..., H-1, W)
+    bx = np.arange(1, f.shape[-1]) % patch == 0  # (W-1,) the pair (j-1, j) straddles a border when j % P == 0
+    by = np.arange(1, f.shape[-2]) % patch == 0
+    across = np.concatenate([jx[..., bx].ravel(), jy[..., by, :].ravel()])
+    inside = np.concatenate([jx[..., ~bx].ravel(), jy[..., ~by, :].ravel()])
+    return float(np.nanmean(across) / np.nanmean(inside))
 
 
 def climatology(da: xr.DataArray, *, time_dim: str = "time", by: str = "month") -> xr.DataArray:

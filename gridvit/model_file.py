@@ -305,7 +305,15 @@ def _check_layout(config: TrainConfig, mcfg: ModelConfig, spec: DataSpec, static
             raise CheckpointError(f"model_config.{key}={getattr(mcfg, key)!r} does not match the rest of the header "
                                   f"({value}: history from train_config, channels from spec, extras from "
                                   "static_names + forcing_names)")
-    if forcing not in ((), calendar_names(spec.time)):
+    leads = None if config.leads is None else tuple(config.leads)
+    if mcfg.leads != leads:
+        raise CheckpointError(f"model_config.leads={mcfg.leads!r} does not match train_config.leads={config.leads!r}")
+    if (mcfg.cell_linear is not None) != config.linear_base or mcfg.cell_linear not in (None, tuple(shape)):
+        raise CheckpointError(f"model_config.cell_linear={mcfg.cell_linear!r} does not match the spec's grid {shape} "
+                              "and train_config.linear_base")
+    if leads is not None and corrected:
+        raise CheckpointError("a learned correction cannot be lead-conditioned (train_config.leads with a solver)")
+    if forcing not in ((), calendar_names(spec.time), calendar_names(spec.time, "diurnal")):
         raise CheckpointError(f"forcing_names {list(forcing)} are not the calendar channels of the spec's time axis "
                               f"{list(calendar_names(spec.time))}")
     try:

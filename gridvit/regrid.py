@@ -56,6 +56,9 @@ def on_grid(sur: Surrogate, spec: DataSpec) -> Surrogate:
     if sur.solver is not None:
         raise ValueError("regrid=True is not available for a learned correction: its classical scheme is built "
                          "for the training grid's spacing; simulate or regrid the data to the model's grid")
+    if sur.model.cell_linear is not None:
+        raise ValueError("regrid=True is not available for a model with a per-cell linear base (linear_base=True): "
+                         "its regressions are fitted per cell of the training grid")
     try:
         check_patch(new.shape, sur.model.cfg.patch)
     except ValueError as err:

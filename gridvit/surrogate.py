@@ -92,13 +92,14 @@ class Surrogate:
         if self.static is not None:
             parts.append(self.static.to(states)[None].expand(b, -1, -1, -1))  # (B, E_s, H, W)
         if self.forcing_names:
-            f = calendar_channels(np.asarray(times).reshape(-1), self.spec.time, self.spec.grid)
+            f = calendar_channels(np.asarray(times).reshape(-1), self.spec.time, self.spec.grid, self.forcing_names)
             parts.append(torch.from_numpy(f).to(states))  # (B, F, H, W)
         return torch.cat(parts, dim=1)
 
-    def forward(self, states: torch.Tensor, times: Any) -> torch.Tensor:
-        """One model step in normalised units: (B, T*C, H, W) -> (B, C, H, W), masked cells set to 0."""
-        out = self.model(self.inputs(states, times), self.spec.grid)
+    def forward(self, states: torch.Tensor, times: Any, lead: Any = None) -> torch.Tensor:
+        """One model step in normalised units: (B, T*C, H, W) -> (B, C, H, W), masked cells set to 0.
+        ``lead``: for a lead-conditioned model, an int or (B,) leads (None: the first)."""
+        out = self.model(self.inputs(states, times), self.spec.grid, lead=lead)
         return out * self._valid.to(out.device)
 
     def model_inputs(self, ds: xr.Dataset | xr.DataArray) -> torch.Tensor:
@@ -126,14 +127,29 @@ class Surrogate:
 
     # ------------------------------------------------------------------ xarray in, xarray out
 
-    def predict(self, ds: xr.Dataset | xr.DataArray, *, regrid: bool = False) -> xr.Dataset:
-        """The next step (``lead`` saved steps) after the last time of ``ds``, from its last inputs (``regrid``:
-        see :meth:`rollout`)."""
-        return self.rollout(ds, steps=1, regrid=regrid)
+    @property
+    def leads(self) -> tuple[int, ...] | None:
+        """The leads (saved steps) of a lead-conditioned model; None for a single-lead model."""
+        return self.model.cfg.leads
+
+    def predict(self, ds: xr.Dataset | xr.DataArray, *, lead: int | None = None, regrid: bool = False) -> xr.Dataset:
+        """The forecast ``lead`` saved steps after the last time of ``ds``, in one model step from its last
+        inputs (default: the model's lead, or a lead-conditioned model's first; ``regrid``: see :meth:`rollout`)."""
+        return self.rollout(ds, steps=1, lead=lead if lead is not None else self.config.lead, regrid=regrid)
 
     @torch.no_grad()
-    def rollout(self, ds: xr.Dataset | xr.DataArray, steps: int, *, regrid: bool = False) -> xr.Dataset:
-        """Feed predictions back ``steps`` times after the last time of ``ds``.
+    def rollout(self, ds: xr.Dataset | xr.DataArray, steps: int, *, lead: int | None = None, paths: int = 3,
+                regrid: bool = False) -> xr.Dataset:
+        """Forecast ``steps`` times after the last time of ``ds``, each ``config.lead`` saved steps apart.
+
+        A single-lead model feeds its predictions back ``steps`` times. A lead-conditioned model (``leads``)
+        combines its leads (Stormer's path averaging, applied step by step): the forecast F(τ) at each
+        τ = 1…steps (in units of ``leads[0]``) is the mean, over the ``paths`` largest trained leads ℓ ≤ τ,
+        of the ℓ-step forecast from F(τ − ℓ) and the states before it (observed ones at and before the
+        initial time). With leads (1, 3, 6, 12, 24) and ``paths=3``, +24 h averages the direct 24-h forecast
+        with 12 h from F(12) and 6 h from F(18). ``paths=1``: the largest lead each time (fewest steps).
+        ``lead=k`` instead chains the lead-k forecast alone (``steps`` times, k saved steps apart; with
+        ``history > 1`` only for k = ``leads[0]``).
 
         Args:
             regrid: zero-shot resolution transfer: when ``ds`` lies on another grid of the same geometry,
@@ -143,45 +159,88 @@ class Surrogate:
 
         Returns:
             A Dataset laid out like the training data with a time dim of length ``steps`` continuing the
-            time axis (``lead`` saved steps apart); NaN where the training data were masked.
+            time axis; NaN where the training data were masked.
 
         Raises:
             ValueError: ``ds`` has another grid, other variables, another time step or too few steps, or its
-                input steps hold inf values or a variable missing (NaN) everywhere.
+                input steps hold inf values or a variable missing (NaN) everywhere; a lead the model was not
+                trained for; ``paths`` < 1.
             RolloutDivergedError: at the first step whose values leave the training data's range (more than
                 4× farther from the training mean/climatology than any training value, see
                 :meth:`gridvit.data.Normaliser.divergence_bound`) or are non-finite; the rollout stops there.
         """
         if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
             raise ValueError(f"steps must be a positive int, got {steps!r}")
+        if isinstance(paths, bool) or not isinstance(paths, int) or paths < 1:
+            raise ValueError(f"paths must be a positive int, got {paths!r}")
+        spacing = self._rollout_spacing(lead, steps)
         ds = as_dataset(ds)  # a path is opened once here
         if regrid:
             from gridvit.regrid import on_grid
 
             moved = on_grid(self, self._describe(ds))
             if moved is not self:
-                return moved.rollout(ds, steps)
+                return moved.rollout(ds, steps, lead=lead, paths=paths)
         states, times = self._initial_states(ds)  # (S, T*C, H, W), (n,) source times
-        c, lead = len(self.spec.channels), self.config.lead
-        future = self.spec.time.advance(times[-1], steps * lead)  # (steps*lead,)
-        t_last = times[-1]
+        future = self.spec.time.advance(times[-1], steps * spacing)  # (steps*spacing,)
         self.model.eval()
         bound = torch.as_tensor(self.normaliser.divergence_bound(), dtype=torch.float32, device=self.device)
-        outs = []
-        for k in range(steps):
-            nxt = self.forward(states, [t_last] * states.shape[0])  # (S, C, H, W)
-            self._check_bounded(nxt, k + 1, bound)
-            outs.append(nxt.float().cpu())
-            states = torch.cat([states[:, c:], nxt], dim=1)  # drop the oldest state
-            t_last = future[(k + 1) * lead - 1]
+        if self.leads is not None and lead is None:
+            outs = self._combine(states, times[-1], future, steps, paths, bound)
+        else:
+            outs = self._chain(states, times[-1], future, steps, spacing, bound)
         z = torch.stack(outs, dim=1).numpy()  # (S, steps, C, H, W)
-        valid_times = future[lead - 1 :: lead]
+        valid_times = future[spacing - 1 :: spacing]
         phys = self.normaliser.denormalise(z, valid_times)
         if not self.spec.dims.sample:
             phys = phys[0]  # (steps, C, H, W)
         samples = ds[self.spec.dims.sample].values if self.spec.dims.sample else None
         return to_dataset(phys, self.spec, times=valid_times, samples=samples,
                           valid=self.normaliser.valid)
+
+    def _rollout_spacing(self, lead: int | None, steps: int) -> int:
+        """Saved steps between rollout outputs for ``lead`` (validated)."""
+        if lead is None or lead == self.config.lead:
+            return self.config.lead
+        if self.leads is None:
+            raise ValueError(f"this model forecasts lead {self.config.lead} only, not {lead!r}")
+        if lead not in self.leads:
+            raise ValueError(f"lead {lead!r} is not one the model was trained for: {list(self.leads)}")
+        if steps > 1 and self.config.history > 1:
+            raise ValueError(f"chaining lead {lead} needs history=1 (the model's {self.config.history} inputs are "
+                             f"{self.config.lead} step(s) apart); combine the leads with lead=None instead")
+        return lead
+
+    def _chain(self, states: torch.Tensor, t_last: Any, future: np.ndarray, steps: int, spacing: int,
+               bound: torch.Tensor) -> list[torch.Tensor]:
+        """Feed the ``spacing``-step forecast back ``steps`` times: ``steps`` × (S, C, H, W) normalised."""
+        c = len(self.spec.channels)
+        lead = spacing if self.leads is not None else None
+        outs = []
+        for k in range(steps):
+            nxt = self.forward(states, [t_last] * states.shape[0], lead)  # (S, C, H, W)
+            self._check_bounded(nxt, k + 1, bound)
+            outs.append(nxt.float().cpu())
+            states = torch.cat([states[:, c:], nxt], dim=1)  # drop the oldest state
+            t_last = future[(k + 1) * spacing - 1]
+        return outs
+
+    def _combine(self, states: torch.Tensor, t0: Any, future: np.ndarray, steps: int, paths: int,
+                 bound: torch.Tensor) -> list[torch.Tensor]:
+        """The path-averaged forecasts F(1…steps) of :meth:`rollout`: ``steps`` × (S, C, H, W) normalised."""
+        c, h, base = len(self.spec.channels), self.config.history, self.config.lead
+        s = states.shape[0]
+        known = {i + 1 - h: states[:, i * c:(i + 1) * c] for i in range(h)}  # F at τ <= 0: observed
+        units = [ell // base for ell in self.leads]
+        for tau in range(1, steps + 1):
+            use = [u for u in units if u <= tau][-paths:]  # the largest leads that fit
+            x = torch.cat([torch.cat([known[tau - u - h + 1 + i] for i in range(h)], dim=1) for u in use])
+            t_last = [t0 if tau == u else future[(tau - u) * base - 1] for u in use for _ in range(s)]
+            lead = torch.tensor([u * base for u in use for _ in range(s)], device=states.device)
+            out = self.forward(x, t_last, lead).reshape(len(use), s, c, *states.shape[-2:])  # (paths, S, C, H, W)
+            known[tau] = out.mean(dim=0)  # (S, C, H, W)
+            self._check_bounded(known[tau], tau, bound)
+        return [known[tau].float().cpu() for tau in range(1, steps + 1)]
 
     def _initial_states(self, data: xr.Dataset | xr.DataArray) -> tuple[torch.Tensor, np.ndarray]:
         ds = as_dataset(data)

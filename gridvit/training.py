@@ -35,6 +35,7 @@ from gridvit.forcings import calendar_names
 from gridvit.history import history_dataset
 from gridvit.metrics import weighted_mse_loss
 from gridvit.model import GridViT, ModelConfig
+from gridvit.model.cell_linear import fit_cell_linear
 from gridvit.model.correction import SolverStep, substeps_for
 from gridvit.patches import patch_grid_shape
 from gridvit.surrogate import Surrogate
@@ -90,7 +91,7 @@ def train(data: xr.Dataset | xr.DataArray, *, dims: Mapping[str, Any] | None = N
         if checkpoint_dir is not None and comm.is_main:
             check_writable(checkpoint_dir)
         prep = prepare(data, variables=cfg.variables, dims=dims, periodic=periodic, static=static,
-                       history=cfg.history, lead=cfg.lead, rollout=cfg.rollout_steps,
+                       history=cfg.history, lead=cfg.lead, rollout=cfg.rollout_steps, leads=cfg.leads,
                        val_fraction=cfg.val_fraction, patch=cfg.patch, climatology=cfg.climatology)
         if len(prep.windows("train")) == 0:
             raise ValueError("the training split holds no complete window; give more time steps or lower "
@@ -106,10 +107,12 @@ def train(data: xr.Dataset | xr.DataArray, *, dims: Mapping[str, Any] | None = N
 def build_surrogate(prep: Prepared, cfg: TrainConfig, *, solver: Any = None) -> Surrogate:
     """An untrained surrogate for ``prep``, seeded by ``cfg.seed``: persistence, or with a ``solver`` (a
     scheme, see :func:`train`) the bare scheme's ``S^k``."""
-    forcings = calendar_names(prep.spec.time) if cfg.calendar else ()
+    forcings = calendar_names(prep.spec.time, "diurnal" if cfg.calendar == "diurnal" else "all") if cfg.calendar else ()
     n_static = 0 if prep.static is None else prep.static.shape[0]
     step = None
     if solver is not None:
+        if cfg.leads is not None:
+            raise ValueError("a learned correction (solver=...) steps one lead; it cannot be lead-conditioned (leads=...)")
         if prep.normaliser.clim is not None:
             raise ValueError("a solver works on plain mean/std normalisation; pass climatology=None")
         k = substeps_for(solver, prep.spec, lead=cfg.lead, channels=len(prep.spec.channels))
@@ -119,7 +122,8 @@ def build_surrogate(prep: Prepared, cfg: TrainConfig, *, solver: Any = None) -> 
     mcfg = ModelConfig(history=history, channels=len(prep.spec.channels), extra_channels=n_static + len(forcings),
                        patch=cfg.patch or auto_patch(prep.spec.grid.shape), dim=cfg.dim, depth=cfg.depth,
                        heads=cfg.heads, mlp_ratio=cfg.mlp_ratio, bias=cfg.bias, attention=cfg.attention,
-                       decoder=cfg.decoder)
+                       decoder=cfg.decoder, leads=None if cfg.leads is None else tuple(cfg.leads),
+                       cell_linear=tuple(prep.spec.grid.shape) if cfg.linear_base else None)
     torch.manual_seed(cfg.seed)
     return Surrogate(GridViT(mcfg), config=cfg, spec=prep.spec, normaliser=prep.normaliser, static=prep.static,
                      static_names=prep.static_names, forcing_names=forcings, solver=step)
@@ -151,6 +155,8 @@ class Trainer:
         self.log: list[dict[str, float]] = []
         if resume and self.path is not None and self.path.exists():
             self._restore(load_checkpoint(self.path))
+        elif sur.model.cell_linear is not None:
+            fit_cell_linear(sur, self._linear_batches(), self.device)
         self.net = self.comm.wrap(sur.model)  # DistributedDataParallel under a process group
 
     # -------------------------------------------------------------- schedule
@@ -169,6 +175,15 @@ class Trainer:
         if p < w:
             return self.cfg.lr * (p + 1.0 / max(self.n_batches, 1)) / w if w else self.cfg.lr
         return self.cfg.lr * (0.01 + 0.99 * 0.5 * (1.0 + math.cos(math.pi * (p - w) / (1.0 - w))))
+
+    def unrolled_steps(self) -> int:
+        """Steps in the unrolled loss now: 1 for the first ``rollout_curriculum`` of training, then growing
+        linearly to ``rollout_steps``, reached halfway through the rest."""
+        k, f = self.cfg.rollout_steps, self.cfg.rollout_curriculum
+        p = self.progress()
+        if k == 1 or p >= f + (1 - f) / 2:
+            return k
+        return 1 if p < f else min(k, 1 + int((k - 1) * (p - f) / ((1 - f) / 2)))
 
     def done(self) -> bool:
         if self.epochs is not None and self.epoch >= self.epochs:
@@ -189,6 +204,10 @@ class Trainer:
     def run(self) -> None:
         bar = self._bar() if self.comm.is_main else None
         self._last = time.perf_counter()
+        if self.epoch == 0 and self.best_state is None and self.sur.model.cell_linear is not None:
+            # the fitted linear base is the first candidate, kept unless training beats it on validation
+            self.best_val = self.comm.from_main([self.validate()])[0]
+            self.best_state = {k: v.detach().clone() for k, v in self.sur.model.state_dict().items()}
         while not self.done():
             loss = self._epoch(bar)
             val = self.validate()
@@ -231,9 +250,10 @@ class Trainer:
                 batch["valid"].zero_()  # a placeholder keeps this rank in step and adds nothing
             for group in self.opt.param_groups:
                 group["lr"] = self.lr()
-            mine = self._weight_totals(batch)  # (K,)
+            k_now = self.unrolled_steps()
+            mine = self._weight_totals(batch, steps=k_now)  # (K,)
             share = mine / self.comm.sum_(mine.clone()).clamp_min(1e-12)  # this rank's part of the batch
-            loss = self._loss(batch, share)
+            loss = self._loss(batch, share, steps=k_now)
             global_loss = float(self.comm.sum_(loss.detach().clone()))
             if not math.isfinite(global_loss):
                 where = f"; the last good checkpoint is {str(self.path)!r}" if self.path else ""
@@ -258,6 +278,16 @@ class Trainer:
             if cfg.time_budget is not None and self.elapsed >= cfg.time_budget:
                 break
         return total / max(count, 1)
+
+    def _linear_batches(self):
+        """(inputs (B, F, H, W), first target (B, C, H, W), its valid mask, lead index (B,)) over the training
+        windows, for :func:`gridvit.model.cell_linear.fit_cell_linear`."""
+        leads = torch.tensor(self.cfg.leads or [self.cfg.lead])
+        for batch in self._loader(self.prep.dataset("train"), batch_size=64):
+            x = self.sur.inputs(batch["x"].to(self.device), self._times(batch, 0))
+            lead = batch.get("lead", torch.full((len(x),), self.cfg.lead))
+            idx = (lead[:, None] == leads).int().argmax(dim=1).to(self.device)  # (B,)
+            yield x, batch["y"][:, 0].to(self.device), batch["valid"][:, 0].to(self.device), idx
 
     def _loader(self, dataset: torch.utils.data.Dataset, **kwargs: Any) -> torch.utils.data.DataLoader:
         """Batches read by ``cfg.num_workers`` worker processes (each keeps 2 batches in flight; 0: read
@@ -291,10 +321,11 @@ class Trainer:
         y, valid = batch["y"].to(self.device), batch["valid"].to(self.device)  # (B, K, C, H, W)
         k_steps = steps or y.shape[1]
         detach = self.cfg.pushforward if self.cfg.pushforward is not None else self.sur.solver is None
+        lead = {"lead": batch["lead"].to(self.device)} if "lead" in batch else {}  # lead-conditioned windows
         loss = torch.zeros((), device=self.device)
         for k in range(k_steps):
             with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
-                out = self.net(self.sur.inputs(states, self._times(batch, k)), self.sur.spec.grid)
+                out = self.net(self.sur.inputs(states, self._times(batch, k)), self.sur.spec.grid, **lead)
             pred = out.float() * self.valid  # (B, C, H, W), masked cells 0 as in Surrogate.forward
             mse = weighted_mse_loss(pred, y[:, k], valid[:, k], self.weights)
             loss = loss + (mse if share is None else mse * share[k]) / k_steps

@@ -14,8 +14,8 @@ from gridvit.data.normalise import Normaliser, fit_normaliser
 from gridvit.data.reader import FieldReader
 from gridvit.data.spec import DataSpec, Periodic, as_dataset, describe
 from gridvit.data.timeaxis import default_climatology
-from gridvit.data.windows import (Split, WindowDataset, check_enough_steps, check_window_options, make_splits,
-                                  make_windows)
+from gridvit.data.windows import (Split, WindowDataset, check_enough_steps, check_window_options,
+                                  make_lead_windows, make_splits, make_windows)
 from gridvit.patches import check_patch
 
 
@@ -34,15 +34,19 @@ class Prepared:
     times: np.ndarray
     static: np.ndarray | None = None
     static_names: tuple[str, ...] = ()
+    leads: tuple[int, ...] | None = None
 
     def windows(self, split: str = "train") -> np.ndarray:
-        """(M, 2) (sample, start) windows of ``split``."""
+        """(M, 2) (sample, start) windows of ``split``; (M, 3) with the lead index for lead-conditioned data
+        (``leads``; ``lead`` is then the inputs' spacing)."""
+        if self.leads is not None:
+            return make_lead_windows(self.splits[split], history=self.history, spacing=self.lead, leads=self.leads)
         return make_windows(self.splits[split], history=self.history, lead=self.lead, rollout=self.rollout)
 
     def dataset(self, split: str = "train") -> WindowDataset:
         """The torch dataset of ``split`` ("train", "val" or "test")."""
         return WindowDataset(self.reader, self.normaliser, self.windows(split), history=self.history,
-                             lead=self.lead, rollout=self.rollout, times=self.times)
+                             lead=self.lead, rollout=self.rollout, times=self.times, leads=self.leads)
 
     def loader(self, split: str = "train", *, batch_size: int = 8, shuffle: bool = False, seed: int = 0,
                num_workers: int = 0) -> torch.utils.data.DataLoader:
@@ -58,7 +62,8 @@ def prepare(data: xr.Dataset | xr.DataArray | PathLike, *, variables: str | Sequ
             dims: Mapping[str, Any] | None = None, periodic: Periodic = None,
             static: xr.Dataset | xr.DataArray | None = None, history: int = 1, lead: int = 1, rollout: int = 1,
             val_fraction: float = 0.1, test_fraction: float = 0.0, split_by: str | None = None,
-            patch: int | None = None, climatology: str | None = "auto", in_memory: bool | None = None) -> Prepared:
+            patch: int | None = None, climatology: str | None = "auto", in_memory: bool | None = None,
+            leads: Sequence[int] | None = None) -> Prepared:
     """Describe, read and normalise ``data`` for windows of ``history`` steps -> ``lead`` steps ahead.
 
     Args:
@@ -67,6 +72,8 @@ def prepare(data: xr.Dataset | xr.DataArray | PathLike, *, variables: str | Sequ
         variables, dims, periodic: see :func:`gridvit.data.describe`.
         static: extra input channels without time, dims (y, x): a land mask, orography.
         history: input steps T. lead: steps ahead of the last input. rollout: targets per window.
+        leads: lead-conditioned windows, one target each at one of ``leads`` (validated by
+            :class:`gridvit.config.TrainConfig`); ``lead`` is then the inputs' spacing (``leads[0]``).
         val_fraction, test_fraction: the last fractions of time (or of samples) held out.
         split_by: ``"time"`` or ``"sample"`` (default: ``"sample"`` when a sample dim exists).
         patch: if given, checked against the grid (the grid must hold one patch).
@@ -89,6 +96,14 @@ def prepare(data: xr.Dataset | xr.DataArray | PathLike, *, variables: str | Sequ
     splits = make_splits(reader.n_samples, reader.n_times, val_fraction=val_fraction,
                          test_fraction=test_fraction, by=by)
     train = splits["train"]
+    if leads is not None:
+        leads = tuple(leads)
+        rollout = 1  # the lead-conditioned windows carry one target each
+        need = 1 + lead * (history - 1) + max(leads)
+        if len(train.times) < need:
+            raise ValueError(f"lead {max(leads)} cannot be trained: one window needs 1 + {lead}·({history} − 1) + "
+                             f"{max(leads)} = {need} steps of dim {spec.dims.time!r}, the training split has "
+                             f"{len(train.times)}; drop the longest leads or give more steps")
     check_enough_steps(len(train.times), history=history, lead=lead, rollout=rollout, time_dim=spec.dims.time)
     if not train.samples:
         raise ValueError("the training split holds no samples; lower val_fraction/test_fraction")
@@ -99,7 +114,7 @@ def prepare(data: xr.Dataset | xr.DataArray | PathLike, *, variables: str | Sequ
     normaliser = fit_normaliser(reader, spec, samples=train.samples, times=train.times, time_values=times,
                                 climatology=climatology)
     names, fields = _static(static, spec)
-    return Prepared(spec, reader, normaliser, splits, history, lead, rollout, times, fields, names)
+    return Prepared(spec, reader, normaliser, splits, history, lead, rollout, times, fields, names, leads)
 
 
 def _static(static: xr.Dataset | xr.DataArray | None, spec: DataSpec) -> tuple[tuple[str, ...], np.ndarray | None]:

@@ -8,6 +8,9 @@ A window starting at step ``s`` reads ``history`` inputs ``lead`` steps apart, `
 s+lead·(history−1)``, and targets ``lead·k`` steps after the last input for ``k = 1 … rollout``
 (``rollout > 1`` for unrolled multi-step training). Inputs and targets share one spacing, so a model that
 steps ``lead`` saved steps at once can be rolled out on its own predictions.
+
+Lead-conditioned windows (:func:`make_lead_windows`) are (sample, start, lead index): ``history`` inputs
+``lead`` steps apart, one target ``leads[j]`` steps after the last input.
 """
 
 from __future__ import annotations
@@ -62,6 +65,16 @@ def make_windows(split: Split, *, history: int, lead: int = 1, rollout: int = 1)
     return np.array([(s, t) for s in split.samples for t in starts], dtype=np.int64).reshape(-1, 2)
 
 
+def make_lead_windows(split: Split, *, history: int, spacing: int, leads: tuple[int, ...]) -> np.ndarray:
+    """Windows for every lead inside ``split``: an (M, 3) int array of (sample, start step, lead index);
+    inputs ``spacing`` steps apart, the target ``leads[j]`` steps after the last input."""
+    out = []
+    for j, lead in enumerate(leads):
+        w = make_windows(split, history=history, lead=spacing, rollout=lead // spacing)  # (M_j, 2)
+        out.append(np.concatenate([w, np.full((len(w), 1), j, dtype=np.int64)], axis=1))  # (M_j, 3)
+    return np.concatenate(out)
+
+
 def check_window_options(**options: int) -> None:
     """Raise ValueError unless every option (history, lead, rollout) is a positive int."""
     for name, v in options.items():
@@ -95,7 +108,8 @@ class WindowDataset(Dataset):
 
     Each item is a dict with ``x`` (T·C, H, W) float32 inputs (NaN filled with 0; static and forcing
     channels are appended by the model's stepper, see :class:`gridvit.surrogate.Stepper`), ``y`` (K, C, H, W) float32 targets (K = rollout; NaN filled with 0), ``valid`` (K, C, H, W)
-    bool (finite and not masked: use it to mask losses), and ``sample``/``start`` ints.
+    bool (finite and not masked: use it to mask losses), and ``sample``/``start`` ints; for lead-conditioned
+    windows (3 columns, ``leads`` given) K = 1 and ``lead`` is the target's lead in saved steps.
 
     Args:
         reader: where the fields come from (in memory or lazily).
@@ -103,30 +117,37 @@ class WindowDataset(Dataset):
         windows: (M, 2) (sample, start) from :func:`make_windows`.
         history, lead, rollout: the window layout.
         times: (T,) time coordinate values (needed when the normaliser removes a climatology).
+        leads: the leads of lead-conditioned windows (``lead`` is then the inputs' spacing).
     """
 
     def __init__(self, reader: FieldReader, normaliser: Normaliser, windows: np.ndarray, *, history: int,
-                 lead: int = 1, rollout: int = 1, times: np.ndarray | None = None):
+                 lead: int = 1, rollout: int = 1, times: np.ndarray | None = None,
+                 leads: tuple[int, ...] | None = None):
         self.reader, self.normaliser, self.windows = reader, normaliser, np.asarray(windows)
         self.times = None if times is None else np.asarray(times)
-        self.history, self.lead, self.rollout = history, lead, rollout
+        self.history, self.lead, self.rollout, self.leads = history, lead, rollout, leads
 
     def __len__(self) -> int:
         return len(self.windows)
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor | int]:
-        sample, start = (int(v) for v in self.windows[i])
-        steps = window_steps(start, history=self.history, lead=self.lead, rollout=self.rollout)
+        sample, start, *j = (int(v) for v in self.windows[i])
+        steps = window_steps(start, history=self.history, lead=self.lead, rollout=0 if j else self.rollout)
+        if j:  # lead-conditioned: one target leads[j] after the last input
+            steps = np.append(steps, steps[-1] + self.leads[j[0]])
         raw = self.reader.read(sample, steps)  # (T+K, C, H, W)
         z = self.normaliser.normalise(raw, None if self.times is None else self.times[steps]).astype(np.float32)
         ok = np.isfinite(z) & self.normaliser.valid  # (T+K, C, H, W)
         z = np.where(ok, z, np.float32(0.0))
         c, h, w = z.shape[1:]
         x = z[: self.history].reshape(self.history * c, h, w)  # (T*C, H, W), time-major channels
-        return {
+        item = {
             "x": torch.from_numpy(np.ascontiguousarray(x)),
             "y": torch.from_numpy(np.ascontiguousarray(z[self.history:])),  # (K, C, H, W)
             "valid": torch.from_numpy(np.ascontiguousarray(ok[self.history:])),
             "sample": sample,
             "start": start,
         }
+        if j:
+            item["lead"] = self.leads[j[0]]
+        return item

@@ -43,6 +43,11 @@ class ModelConfig:
             ``AUTO_FLEX_TOKENS`` = 16384 tokens, the dense bias below: faster where it fits) or ``"sdpa"``
             (SDPA with the dense (1, h, N, N) bias on every device). Models load and predict on any device
             whatever they were trained with.
+        leads: for a lead-conditioned model, the leads (saved time steps, strictly increasing) it was trained
+            for; a learned embedding per lead is added to every token. None: a single-lead model.
+        cell_linear: the grid (H, W) of a per-cell linear base (:mod:`gridvit.model.cell_linear`): the network
+            predicts the residual of a per-cell least-squares map of its inputs (one per lead), fitted before
+            training; the model then runs on that grid only. None: the base is the last state.
         block_sparse: on the Flex path, skip the key blocks whose bias is below −τ for every entry (a per-head
             block mask; τ = ln(N/1e-6) + 10, see :func:`gridvit.model.bias.sparse_threshold`). Off: every block.
     """
@@ -65,6 +70,8 @@ class ModelConfig:
     block_sparse: bool = True
     decoder: str = "linear"
     decoder_width: int = 32
+    leads: tuple[int, ...] | None = None
+    cell_linear: tuple[int, int] | None = None
 
     def __post_init__(self) -> None:
         for name in ("history", "channels", "patch", "dim", "depth", "heads", "decoder_width"):
@@ -95,6 +102,15 @@ class ModelConfig:
             self.pos_grid = tuple(int(n) for n in self.pos_grid)  # JSON gives a list back
             if len(self.pos_grid) != 2 or min(self.pos_grid) < 1:
                 raise ValueError(f"ModelConfig.pos_grid must be two positive ints (nh, nw), got {self.pos_grid!r}")
+        if self.leads is not None:
+            self.leads = tuple(self.leads)  # JSON gives a list back
+            if not self.leads or any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in self.leads) \
+                    or any(b <= a for a, b in zip(self.leads, self.leads[1:])):
+                raise ValueError(f"ModelConfig.leads must be strictly increasing positive ints, got {self.leads!r}")
+        if self.cell_linear is not None:
+            self.cell_linear = tuple(int(n) for n in self.cell_linear)  # JSON gives a list back
+            if len(self.cell_linear) != 2 or min(self.cell_linear) < 1:
+                raise ValueError(f"ModelConfig.cell_linear must be the grid (H, W), got {self.cell_linear!r}")
         if self.abs_pos_embed and self.pos_grid is None:
             raise ValueError("ModelConfig.abs_pos_embed=True needs pos_grid=(nh, nw), the patch grid it is sized for")
 

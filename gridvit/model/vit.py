@@ -21,6 +21,7 @@ from gridvit.model import attention as _attention
 from gridvit.model.attention import Attention
 from gridvit.model.bias import DistanceBias
 from gridvit.model.config import ModelConfig
+from gridvit.model.cell_linear import CellLinear
 from gridvit.model.decoder import ConvRefine
 from gridvit.patches import check_patch, patch_grid_shape, patchify, unpatchify
 
@@ -82,6 +83,11 @@ class GridViT(nn.Module):
         self.pos_embed = None
         if cfg.abs_pos_embed:
             self.pos_embed = nn.Parameter(torch.zeros(1, d, *cfg.pos_grid))  # (1, D, nh, nw)
+        self.lead_embed = None if cfg.leads is None else nn.Embedding(len(cfg.leads), d)
+        self.cell_linear = None
+        if cfg.cell_linear is not None:
+            self.cell_linear = CellLinear(len(cfg.leads or (1,)), cfg.in_channels, cfg.channels, cfg.cell_linear,
+                                          cfg.history)
         self.blocks = nn.ModuleList(
             Block(d, cfg.heads, cfg.mlp_ratio, impl=cfg.attention) for _ in range(cfg.depth)
         )
@@ -111,12 +117,14 @@ class GridViT(nn.Module):
                 nn.init.zeros_(m.bias)
         if self.pos_embed is not None:
             nn.init.trunc_normal_(self.pos_embed, std=0.02)
+        if self.lead_embed is not None:
+            nn.init.trunc_normal_(self.lead_embed.weight, std=0.02)
         last = self.head if self.refine is None else self.refine.conv2
         nn.init.zeros_(last.weight)  # untrained model = persistence
         nn.init.zeros_(last.bias)
 
     def forward(
-        self, x: torch.Tensor, grid: Grid, *, return_attention: bool = False
+        self, x: torch.Tensor, grid: Grid, *, lead: int | torch.Tensor | None = None, return_attention: bool = False
     ) -> torch.Tensor | tuple[torch.Tensor, list[torch.Tensor]]:
         """Predict the next state.
 
@@ -124,6 +132,8 @@ class GridViT(nn.Module):
             x: (B, T*C + E, H, W) in normalised units, channels ``[t0 c0..c(C-1), ..., t(T-1) ..., extras]``.
                 Non-finite values (masked cells) are replaced by 0 before anything else.
             grid: the :class:`~gridvit.geometry.Grid` of x, ``grid.shape == (H, W)``.
+            lead: for a lead-conditioned model (``cfg.leads``), the lead to forecast: an int or a (B,) int
+                tensor of values from ``cfg.leads`` (None: the first). Single-lead models take None.
             return_attention: also return per-layer attention weights (manual attention path).
 
         Returns:
@@ -140,6 +150,12 @@ class GridViT(nn.Module):
         z = self.embed(tokens)  # (B, N, D)
         if self.pos_embed is not None:
             z = z + self._pos_embed(patch_grid_shape((h, w), cfg.patch))  # (B, N, D)
+        index = torch.zeros(b, dtype=torch.long, device=x.device)  # (B,) into cfg.leads
+        if self.lead_embed is not None:
+            index = self._lead_index(lead, b, z.device)
+            z = z + self.lead_embed(index)[:, None, :]  # (B, 1, D) on every token
+        elif lead is not None:
+            raise ValueError("this model was trained for one lead; lead= is only for lead-conditioned models")
         biases = self._biases(grid, z, dense=return_attention)  # depth × (1, h, N, N) or O(N) coordinates (Flex)
         attention = []
         recompute = self.activation_checkpointing and self.training and torch.is_grad_enabled()
@@ -153,7 +169,8 @@ class GridViT(nn.Module):
         delta = unpatchify(self.head(self.norm(z)), cfg.patch, (h, w))  # (B, C or F, H, W)
         if self.refine is not None:
             delta = self.refine(delta, grid.periodic)  # (B, C, H, W), mixed across patch borders
-        y = last + delta.to(last.dtype)  # (B, C, H, W)
+        base = last if self.cell_linear is None else self.cell_linear(x, index)  # (B, C, H, W)
+        y = base + delta.to(base.dtype)  # (B, C, H, W)
         return (y, attention) if return_attention else y
 
     def _biases(self, grid: Grid, z: torch.Tensor, *, dense: bool) -> list:
@@ -164,6 +181,17 @@ class GridViT(nn.Module):
             return self.distance_bias.token_distances(grid, cfg.patch, device=z.device, dtype=dtype,
                                                       block_sparse=cfg.block_sparse)
         return self.distance_bias(grid, cfg.patch, device=z.device, dtype=dtype)
+
+    def _lead_index(self, lead: int | torch.Tensor | None, b: int, device: torch.device) -> torch.Tensor:
+        """Indices (B,) into ``cfg.leads`` of ``lead`` (an int, a (B,) tensor, or None for the first)."""
+        leads = torch.tensor(self.cfg.leads, device=device)
+        lead = leads[:1] if lead is None else torch.as_tensor(lead, device=device).reshape(-1)
+        hit = lead[:, None] == leads  # (B or 1, L)
+        if not bool(hit.any(dim=1).all()):
+            raise ValueError(f"lead {lead.tolist()} is not one the model was trained for: {list(self.cfg.leads)}")
+        if lead.numel() not in (1, b):
+            raise ValueError(f"lead has {lead.numel()} values for a batch of {b}")
+        return hit.int().argmax(dim=1).expand(b)  # (B,)
 
     def _pos_embed(self, patch_grid: tuple[int, int]) -> torch.Tensor:
         """The absolute embedding (1, N, D) for an (nh, nw) patch grid, bicubically resized if needed."""
@@ -189,6 +217,9 @@ class GridViT(nn.Module):
             raise TypeError(f"grid must be a gridvit.geometry.Grid, got {type(grid).__name__}")
         if tuple(grid.shape) != tuple(x.shape[-2:]):
             raise ValueError(f"grid shape {grid.shape} does not match x's spatial shape {tuple(x.shape[-2:])}")
+        if cfg.cell_linear is not None and tuple(grid.shape) != cfg.cell_linear:
+            raise ValueError(f"this model has a per-cell linear base for the grid {cfg.cell_linear}; it cannot run on "
+                             f"{tuple(grid.shape)}")
         try:
             check_patch(grid.shape, cfg.patch)
         except ValueError as err:
