@@ -394,6 +394,7 @@ class Trainer:
         counts = {k: state[k] for k in ("epoch", "step", "bad_epochs")}
         numbers = {k: state[k] for k in ("elapsed", "best_val")}
         rng = state["torch_rng"]
+        state["log"] = _upgrade_log(state["log"], len(self.prep.windows("train")))
         if (not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in counts.values())
                 or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0 for v in numbers.values())
                 or not _valid_log(state["log"])
@@ -407,6 +408,15 @@ class Trainer:
         self.best_state = best
         self.samples = int(self.log[-1]["samples"]) if self.log else 0
         torch.set_rng_state(rng)
+
+
+def _upgrade_log(log: Any, per_epoch: int) -> Any:
+    """A log from a checkpoint written before ``samples`` was logged, with it filled in as epoch × the
+    training windows per epoch (what a run without a time cut sees); anything else unchanged."""
+    if isinstance(log, list) and all(isinstance(e, dict) and "samples" not in e and isinstance(e.get("epoch"), int)
+                                     for e in log):
+        return [{**e, "samples": e["epoch"] * per_epoch} for e in log]
+    return log
 
 
 def _valid_log(log: Any) -> bool:

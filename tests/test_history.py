@@ -116,3 +116,14 @@ def test_plot_history_draws_losses(model, tmp_path):
     ax.figure.savefig(tmp_path / "history.png")
     with pytest.raises(ValueError, match="no epochs"):
         gridvit.analysis.plot_history(gridvit.load(FIXTURES / "tiny_v1.gvt"))
+
+
+def test_resume_continues_a_checkpoint_written_before_samples_were_logged(data, tmp_path):
+    gridvit.train(data, epochs=1, checkpoint_dir=tmp_path, **TINY)
+    state = load_checkpoint(tmp_path / "last.pt")
+    for entry in state["log"]:
+        entry.pop("samples")  # the log an older gridvit wrote
+    save_checkpoint(tmp_path / "last.pt", state)
+    resumed = gridvit.train(data, epochs=2, checkpoint_dir=tmp_path, resume=True, **TINY)
+    assert resumed.history.sizes["epoch"] == 2
+    assert resumed.history["samples"].values[1] == 2 * resumed.history["samples"].values[0] > 0
