@@ -1,5 +1,5 @@
 """Attention analysis: how far attention reaches (km on a sphere, grid units on a plane), where it goes
-(teleconnections), and the update rule a surrogate learned (effective stencils).
+(teleconnections), what a forecast depends on (gradient sensitivity, occlusion) and the update rule a surrogate learned (effective stencils).
 
 All results are xarray objects with coordinates and units. Plots (:mod:`gridvit.analysis.plots`) import
 matplotlib only when called.
@@ -16,6 +16,7 @@ from gridvit.analysis.attention import (
 )
 from gridvit.analysis.locate import locate, region_mask
 from gridvit.analysis.plots import plot_map, plot_mean_distance
+from gridvit.analysis.sensitivity import occlusion, sensitivity
 from gridvit.analysis.stencil import effective_stencil, heat_kernel, relative_l2
 from gridvit.analysis.teleconnection import lagged_correlation, pattern_correlation, teleconnection
 
@@ -29,12 +30,14 @@ __all__ = [
     "lagged_correlation",
     "locate",
     "mean_attention_distance",
+    "occlusion",
     "pattern_correlation",
     "plot_map",
     "plot_mean_distance",
     "prior_attention",
     "region_mask",
     "relative_l2",
+    "sensitivity",
     "teleconnection",
     "weighted_mean_distance",
 ]
