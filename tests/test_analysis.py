@@ -82,6 +82,35 @@ def test_planted_link_found_from_target(planted):
     assert roll[0] > 1.3 * roll[1], roll
 
 
+def test_sensitivity_and_occlusion_name_the_planted_source(planted):
+    """Outside B's own patches, B's gradient sensitivity and occlusion maps peak within one patch of A in the
+    coupled field; in the control A holds a negligible share of the sensitivity."""
+    p = 4
+    for name, (sur, ds) in planted.items():
+        own = np.kron(_patch_of(sur, TARGET), np.ones((p, p), bool))  # (H, W) B's own patches
+        in_a = analysis.region_mask(sur.spec, SOURCE)
+        s = analysis.sensitivity(sur, ds, region=TARGET, inits=16).sensitivity.values
+        share = s[in_a].sum() / s[~own].sum()
+        if name == "control":
+            assert share < 0.1, share
+            continue
+        o = analysis.occlusion(sur, ds, region=TARGET, inits=8).occlusion.values
+        source = _patch_of(sur, SOURCE)
+        for m in (s, o):
+            peak = np.unravel_index(int(np.argmax(np.where(own, -np.inf, m))), m.shape)
+            assert _patch_gap((peak[0] // p, peak[1] // p), source, source.shape[1]) <= 1
+        assert share > 0.3, share
+
+
+def test_beyond_prior_is_claimed_only_when_significant(planted):
+    sur, ds = planted["coupled"]
+    tele = analysis.teleconnection(sur, ds, region=TARGET, min_distance_km=LONG_RANGE_KM, inits=16)
+    top = {k: int(v) for k, v in tele.long_range_fraction.argmax(...).items()}
+    assert bool(tele.beyond_prior.isel(top)) and float(tele.p_beyond_prior.isel(top)) < 0.01
+    assert (tele.beyond_prior == (tele.p_beyond_prior <= 0.05)).all()
+    assert "bootstrap" in tele.attrs["null"]
+
+
 def test_planted_top_head_reaches_beyond_half_the_link(planted):
     sur, ds = planted["coupled"]
     md = analysis.mean_attention_distance(sur, ds)
@@ -155,6 +184,8 @@ def test_uniform_attention_gives_the_area_weighted_reference():
     assert_allclose(md.mean_distance, float(md.uniform_distance), rtol=1e-5)
     assert_allclose(md.prior_distance, float(md.uniform_distance), rtol=1e-12)
     assert md.attrs["samples"] == 3
+    tele = analysis.teleconnection(sur, ds, region=TARGET, min_distance_km=LONG_RANGE_KM, inits=3)
+    assert not tele.beyond_prior.any() and not bool(tele.rollout_beyond_prior)  # attention = its prior
 
 
 # ---------------------------------------------------------------- effective stencils

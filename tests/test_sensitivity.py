@@ -123,3 +123,55 @@ def test_masked_cells_are_nan_and_bad_inputs_raise():
         analysis.occlusion(sur, ds, region=TARGET, patch=64)
     with pytest.raises(TypeError, match="autograd"):
         analysis.sensitivity(lambda u: u.detach() * 2, ds.fillna(0.0), region=TARGET, inits=2)
+
+
+# ---------------------------------------------------------------- significance
+
+
+def test_uncoupled_control_is_not_significant_at_the_source():
+    """The control (no link) gives p > 0.05 at every source cell after FDR control for >= 90 % of seeds;
+    the coupled field is significant there in every seed."""
+    quiet, found = 0, 0
+    for seed in range(20):
+        for coupled in (False, True):
+            ds = planted_teleconnection(coupled=coupled, seed=seed)
+            c = analysis.correlation_significance(ds, region=TARGET, lag=-1, n_null=200, seed=seed)
+            in_a = analysis.region_mask(describe(ds), SOURCE)
+            if coupled:
+                found += bool(c.significant.values[in_a].all())
+            else:
+                quiet += bool((c.p_fdr.values[in_a] > 0.05).all())
+    assert quiet >= 18 and found == 20, (quiet, found)
+    assert c.attrs["null"].startswith("region index phase-randomised") and c.r.dims == ("lat", "lon")
+
+
+def test_phase_randomised_series_keep_their_spectrum():
+    x = np.random.default_rng(0).standard_normal((3, 64)).cumsum(-1)  # red series
+    s = analysis.phase_randomise(x, 5, seed=1)
+    assert s.shape == (5, 3, 64)
+    assert_allclose(np.abs(np.fft.rfft(s, axis=-1)), np.broadcast_to(np.abs(np.fft.rfft(x, axis=-1)), s.shape[:-1] + (33,)),
+                    rtol=1e-9, atol=1e-9)
+    assert not np.allclose(s[0], x)
+    with pytest.raises(ValueError, match="length >= 3"):
+        analysis.phase_randomise(np.ones(2), 3)
+
+
+def test_benjamini_hochberg_by_hand():
+    p = np.array([0.01, 0.04, 0.03, 0.2, np.nan])
+    adjusted, reject = analysis.benjamini_hochberg(p, alpha=0.05)
+    assert_allclose(adjusted, [0.04, 0.04 * 4 / 3, 0.04 * 4 / 3, 0.2, np.nan])
+    assert reject.tolist() == [True, False, False, False, False]
+    with pytest.raises(ValueError, match="alpha"):
+        analysis.benjamini_hochberg(p, alpha=1.5)
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        analysis.benjamini_hochberg(np.array([1.5]))
+
+
+def test_block_bootstrap_and_empirical_pvalues():
+    rng = np.random.default_rng(0)
+    assert analysis.bootstrap_pvalue(rng.normal(1.0, 1.0, 64)) < 0.01
+    null = [analysis.bootstrap_pvalue(rng.normal(0.0, 1.0, 32), seed=k) for k in range(40)]
+    assert np.mean(np.array(null) <= 0.05) <= 0.15
+    assert_allclose(analysis.empirical_pvalues(np.array(2.0), np.array([1.0, 3.0, 2.0])), 3 / 4)
+    with pytest.raises(ValueError, match="does not match"):
+        analysis.empirical_pvalues(np.zeros(2), np.zeros((3, 4)))
