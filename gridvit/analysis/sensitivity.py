@@ -24,6 +24,7 @@ from gridvit.patches import check_patch
 from gridvit.surrogate import Surrogate
 
 OCCLUSION_BATCH = 64  # occluded copies run through the model at once
+GRADIENT_BATCH = 8  # forecasts differentiated at once (the graph holds their attention weights)
 
 
 class _Forecast:
@@ -136,21 +137,24 @@ def sensitivity(model: Any, ds: xr.Dataset | xr.DataArray, *, region: Any, varia
     f = _Forecast(model, ds, inits)
     o = _channel(f.spec, variable)
     w = f.weights(region, o)
-    x = f.states.clone().requires_grad_(True)
-    out = f(x, f.times, w, o)  # (B,)
-    if not out.requires_grad:
-        raise TypeError("the forecast does not depend on its input through autograd; sensitivity needs a "
-                        "differentiable model")
-    (g,) = torch.autograd.grad(out.sum(), x)  # (B, T*C, H, W): each start's F depends on its own input only
-    c = len(f.spec.channels)
-    g = g.detach().double().abs().mean(0).reshape(f.history, c, *g.shape[-2:]).numpy()  # (T, C, H, W)
+    total = 0.0
+    for k in range(0, f.states.shape[0], GRADIENT_BATCH):
+        x = f.states[k : k + GRADIENT_BATCH].clone().requires_grad_(True)
+        out = f(x, f.times[k : k + GRADIENT_BATCH], w, o)  # (b,)
+        if not out.requires_grad:
+            raise TypeError("the forecast does not depend on its input through autograd; sensitivity needs a "
+                            "differentiable model")
+        (g,) = torch.autograd.grad(out.sum(), x)  # (b, T*C, H, W): each start's F depends on its own input only
+        total = total + g.detach().double().abs().sum(0)  # (T*C, H, W)
+    c, n = len(f.spec.channels), f.states.shape[0]
+    g = (total / n).reshape(f.history, c, *f.states.shape[-2:]).numpy()  # (T, C, H, W)
     g = g / f.scale[o] * f.scale[None, :, None, None]  # standardised: |dF/dx_c| * sigma_c / sigma_F
     g = np.where(f.valid[None], g, 0.0)
     masked = ~f.valid.any(axis=0)  # (H, W) no channel holds data
     nan = np.where(masked, np.nan, 1.0)
     dims, coords = f.spec.grid_dims, spatial_coords(f.spec)
     attrs = {"units": "1", "long_name": "mean |dF/dx| * sigma_x / sigma_F of the region's forecast F",
-             "region": str(dict(region)), "variable": f.spec.channel_names[o], "samples": int(x.shape[0])}
+             "region": str(dict(region)), "variable": f.spec.channel_names[o], "samples": int(n)}
     return xr.Dataset(
         {"sensitivity": (dims, g.sum(axis=(0, 1)) * nan, attrs),
          "per_step": (("lag", *dims), g.sum(axis=1) * nan, attrs),

@@ -110,7 +110,7 @@ def pattern_significance(maps: dict[str, xr.DataArray], ds: xr.Dataset | xr.Data
     out: dict[str, dict] = {}
     for name, m in maps.items():
         mv = m.transpose(*dims).values
-        ok = a.ok & np.isfinite(mv) & (True if pr is None else np.isfinite(pr))  # (H, W)
+        ok = a.ok & np.isfinite(target).all(0) & np.isfinite(mv) & (True if pr is None else np.isfinite(pr))  # (H, W)
         if ok.sum() < 3:
             raise ValueError(f"map {name!r} shares {int(ok.sum())} finite cells with |r|; need at least 3")
         ww = w[ok] / w[ok].sum()

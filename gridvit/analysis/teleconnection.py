@@ -11,9 +11,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import torch
 import xarray as xr
 
-from gridvit.analysis.attention import _check_surrogate, _layer_head_coords, prior_attention, query_rows, query_weights
+from gridvit.analysis.attention import (_check_surrogate, _layer_head_coords, _rollout, prior_attention, query_rows,
+                                        query_weights)
 from gridvit.analysis.locate import distance_units, patch_map, region_mask, spatial_coords
 from gridvit.analysis.stats import benjamini_hochberg, bootstrap_pvalue
 from gridvit.data import describe
@@ -24,7 +26,8 @@ from gridvit.surrogate import Surrogate
 
 
 def teleconnection(surrogate: Surrogate, ds: xr.Dataset | xr.DataArray, *, region: Any, min_distance_km: float,
-                   inits: int | None = 32, alpha: float = 0.05, seed: int = 0) -> xr.Dataset:
+                   inits: int | None = 32, alpha: float = 0.05, min_excess: float = 0.01,
+                   seed: int = 0) -> xr.Dataset:
     """The fraction of a region's attention that lands farther than ``min_distance_km``, and where it goes.
 
     The region's queries are the patches holding its unmasked cells, weighted by the area of those cells;
@@ -37,10 +40,12 @@ def teleconnection(surrogate: Surrogate, ds: xr.Dataset | xr.DataArray, *, regio
         min_distance_km: the "long range" threshold (km on a sphere; grid units on a plane).
         inits: forecast start times averaged over.
         alpha: false discovery rate for ``beyond_prior``. seed: the bootstrap's.
+        min_excess: the smallest excess of the long-range fraction over the prior's worth a claim (a head
+            whose prior fraction is 1e-8 may exceed it "significantly" by 1e-6).
 
     "Beyond the distance prior" is claimed only under a test: per forecast start, the excess of the
-    long-range fraction over the prior's; H0 "mean excess <= 0" by a moving-block bootstrap over the
-    starts (:func:`gridvit.analysis.significance.bootstrap_pvalue`), Benjamini–Hochberg over the
+    long-range fraction over the prior's (for the rollout: over the rollout of the prior); H0 "mean
+    excess <= 0" by a moving-block bootstrap over the starts (:func:`gridvit.analysis.significance.bootstrap_pvalue`), Benjamini–Hochberg over the
     layers × heads and the rollout. This is a statement about the trained model on these starts (does it
     look farther than its bias alone?), not evidence of a teleconnection in the data.
 
@@ -51,7 +56,7 @@ def teleconnection(surrogate: Surrogate, ds: xr.Dataset | xr.DataArray, *, regio
         ``rollout_long_range_fraction``, through attention rollout; ``region`` (y, x), the region's cells;
         ``p_beyond_prior`` (layer, head) and ``rollout_p_beyond_prior``, BH-adjusted p-values of the excess
         over the prior, and ``beyond_prior`` / ``rollout_beyond_prior``, True only where significant at
-        ``alpha``.
+        ``alpha`` and the mean excess is at least ``min_excess``; ``prior_rollout_long_range_fraction``.
 
     Raises:
         ValueError: a region with no cell or only masked cells; a negative threshold.
@@ -68,11 +73,14 @@ def teleconnection(surrogate: Surrogate, ds: xr.Dataset | xr.DataArray, *, regio
     wq = w[queries] / w[queries].sum()  # (q,)
     far = patch_distances(spec.grid, patch)[queries] > min_distance_km  # (q, N)
     a, r, per, per_roll = query_rows(sur, ds, queries, inits=inits, far=wq[:, None] * far)  # (L, h, q, N), (q, N), (S, L, h), (S,)
-    prior = prior_attention(sur)[:, :, queries]  # (L, h, q, N)
+    prior_full = prior_attention(sur)  # (L, h, N, N)
+    prior = prior_full[:, :, queries]  # (L, h, q, N)
     prior_far = np.einsum("q,lhqn->lh", wq, prior * far)  # (L, h)
+    prior_roll_far = float(wq @ (_rollout(torch.from_numpy(prior_full[:, None]), queries)[0].numpy() * far).sum(-1))
     excess = np.concatenate([(per - prior_far).reshape(per.shape[0], -1),
-                             (per_roll - prior_far.mean())[:, None]], axis=1)  # (S, L*h + 1)
+                             (per_roll - prior_roll_far)[:, None]], axis=1)  # (S, L*h + 1)
     p_adj, reject = benjamini_hochberg(bootstrap_pvalue(excess, seed=seed), alpha=alpha)
+    reject &= excess.mean(0) >= min_excess
     units = distance_units(spec.grid)
     lh = ("layer", "head")
     test = f"BH-adjusted p-value: long-range fraction beyond {min_distance_km:g} {units} exceeds the distance prior's"
@@ -91,6 +99,8 @@ def teleconnection(surrogate: Surrogate, ds: xr.Dataset | xr.DataArray, *, regio
             "attention": region_map(a, "the region's attention"),
             "prior": region_map(prior, "the region's attention under the distance bias alone"),
             "rollout": patch_map(spec, patch, wq @ r, attrs={"units": "1", "long_name": "the region's attention rollout"}),
+            "prior_rollout_long_range_fraction": ((), prior_roll_far, {"units": "1", "long_name": "rollout of the "
+                                                  f"distance bias alone beyond {min_distance_km:g} {units}"}),
             "rollout_long_range_fraction": ((), float(wq @ (r * far).sum(-1)),
                                             {"units": "1", "long_name": f"rollout beyond {min_distance_km:g} {units}"}),
             "region": (spec.grid_dims, mask, {"long_name": "cells of the region"}),
