@@ -26,6 +26,7 @@ LONG_RANGE_KM = 14_000.0  # A's patch is 15 400 km from B's; a fifth of the patc
 # head put 0.88–1.00 of B's attention beyond LONG_RANGE_KM (the distance bias alone: 0.21) in 11 seeds (one
 # had not found A after 80 epochs: 0.42); the control's same head stayed at 0.21–0.47 but in one seed sank
 # 0.78 onto A's salient tokens. So the margins below hold for 10 of 12 seeds; seed 1 gives 1.00 vs 0.26.
+# (benchmarks/planted_detection.py: the sensitivity map names A in 12/12 seeds, in the control in 2/12.)
 PLANTED_TRAINING = dict(history=1, patch=4, dim=32, depth=2, heads=2, epochs=80, batch_size=16, lr=1e-2,
                         val_fraction=0.0, patience=1000, calendar=False, climatology=None, progress=False, seed=1)
 
