@@ -69,15 +69,15 @@ def _smooth_field(rng: np.random.Generator, shape: tuple[int, int]) -> np.ndarra
 def planted_teleconnection(*, coupled: bool = True, n_time: int = 300, shape: tuple[int, int] = (16, 32),
                            source: tuple[float, float, float, float] = (0.0, 40.0, 40.0, 80.0),
                            target: tuple[float, float, float, float] = (-40.0, 0.0, 175.0, 220.0),
-                           coupling: float = 2.0, seed: int = 0) -> xr.Dataset:
-    """A global lat-lon field with a planted teleconnection: the target box at t+1 follows the source box at t.
+                           coupling: float = 2.0, lag: int = 1, seed: int = 0) -> xr.Dataset:
+    """A global lat-lon field with a planted teleconnection: the target box at t+lag follows the source box at t.
 
     Ground truth for attention analysis. ``field = mean state + anomaly``: the mean state is a fixed smooth
     random pattern (std 1.5), so every patch is recognisable by its climatology, as in real data. The
     anomaly follows local AR(1) dynamics ``u(t+1) = 0.8·u(t) + 0.6·ε`` (unit variance, no spatial coupling)
     everywhere except in two boxes: the source box A holds a strong white index ``2·a(t)``, a(t) ~ N(0, 1),
     uniform over the box (unpredictable from its own past); when ``coupled`` the target box B holds
-    ``coupling·a(t−1) + 0.1·ε``. In the control (``coupled=False``) B is ordinary background: same mean
+    ``coupling·a(t−lag) + 0.1·ε`` (a model needs ``history >= lag`` to see the driver). In the control (``coupled=False``) B is ordinary background: same mean
     state, same A, same noise, no link. (A control whose B follows an independent white index has the same
     variance everywhere, but its unpredictable B leaves B's attention wandering, in some seeds onto A.)
 
@@ -90,6 +90,7 @@ def planted_teleconnection(*, coupled: bool = True, n_time: int = 300, shape: tu
             periodic.
         source, target: boxes (lat_min, lat_max, lon_min, lon_max) in degrees (longitudes may wrap 0°).
         coupling: the target's response to the source index.
+        lag: steps from the source index to the target's response (>= 1).
         seed: all random numbers; the same seed gives the same mean state, background and source index in
             both variants.
 
@@ -97,8 +98,10 @@ def planted_teleconnection(*, coupled: bool = True, n_time: int = 300, shape: tu
         Dataset with ``field`` (time, lat, lon); attrs ``source_box``, ``target_box`` and ``coupled``.
 
     Raises:
-        ValueError: a box holding no cell, or overlapping boxes.
+        ValueError: a box holding no cell, overlapping boxes, or a lag < 1 or >= n_time.
     """
+    if isinstance(lag, bool) or not isinstance(lag, (int, np.integer)) or not 1 <= lag < n_time:
+        raise ValueError(f"lag must be an int in [1, n_time), got {lag!r}")
     rng = np.random.default_rng(seed)
     h, w = shape
     lat = 90.0 - (np.arange(h) + 0.5) * 180.0 / h
@@ -115,7 +118,7 @@ def planted_teleconnection(*, coupled: bool = True, n_time: int = 300, shape: tu
         anomaly[t] = 0.8 * anomaly[t - 1] + 0.6 * noise[t]
     anomaly[:, in_a] = 2.0 * a[:, None] + 0.1 * noise[:, in_a]
     if coupled:
-        driver = np.concatenate([[0.0], a[:-1]])  # (T,) the source index one step earlier
+        driver = np.concatenate([np.zeros(lag), a[:-lag]])  # (T,) the source index lag steps earlier
         anomaly[:, in_b] = coupling * driver[:, None] + 0.1 * noise[:, in_b]
     field = mean_state + anomaly  # (T, H, W)
     return xr.Dataset(
@@ -127,5 +130,6 @@ def planted_teleconnection(*, coupled: bool = True, n_time: int = 300, shape: tu
         },
         attrs={"title": "gridvit planted teleconnection" + ("" if coupled else " (control)"),
                "source": "gridvit.examples.planted_teleconnection", "coupled": int(coupled),
-               "source_box": list(map(float, source)), "target_box": list(map(float, target))},
+               "source_box": list(map(float, source)), "target_box": list(map(float, target)),
+               "coupling": float(coupling) if coupled else 0.0, "lag": int(lag)},
     )

@@ -113,15 +113,24 @@ def _rollout(a: torch.Tensor, queries: np.ndarray) -> torch.Tensor:
 
 
 def query_rows(surrogate: Surrogate, ds: xr.Dataset | xr.DataArray, queries: np.ndarray, *,
-               inits: int | None = 32) -> tuple[np.ndarray, np.ndarray]:
-    """Attention rows (L, h, q, N) and rollout rows (q, N) of the query patches, averaged over samples."""
+               inits: int | None = 32, far: np.ndarray | None = None) -> tuple[np.ndarray, ...]:
+    """Attention rows (L, h, q, N) and rollout rows (q, N) of the query patches, averaged over samples.
+
+    With ``far`` (q, N) weights (e.g. query weight × "key beyond a distance"), also the per-sample sums
+    ``Σ_qn far·a`` (S, L, h) and ``Σ_qn far·rollout`` (S,), for statistics over forecast starts.
+    """
     queries = np.asarray(queries, dtype=np.int64)
-    rows, roll, count = 0.0, 0.0, 0
+    rows, roll, count, per, per_roll = 0.0, 0.0, 0, [], []
     for a in attention_chunks(surrogate, ds, inits=inits):  # (L, b, h, N, N)
-        rows = rows + a[..., torch.as_tensor(queries, device=a.device), :].double().sum(1).cpu().numpy()  # (L, h, q, N)
-        roll = roll + _rollout(a, queries).sum(0).cpu().numpy()  # (q, N)
-        count += a.shape[1]
-    return rows / count, roll / count
+        q = a[..., torch.as_tensor(queries, device=a.device), :].double().cpu().numpy()  # (L, b, h, q, N)
+        r = _rollout(a, queries).cpu().numpy()  # (b, q, N)
+        rows, roll, count = rows + q.sum(1), roll + r.sum(0), count + a.shape[1]
+        if far is not None:
+            per.append(np.einsum("lbhqn,qn->blh", q, far))
+            per_roll.append(np.einsum("bqn,qn->b", r, far))
+    if far is None:
+        return rows / count, roll / count
+    return rows / count, roll / count, np.concatenate(per), np.concatenate(per_roll)
 
 
 def query_weights(surrogate: Surrogate, cells: np.ndarray | None = None) -> np.ndarray:
