@@ -181,7 +181,7 @@ class Trainer:
         linearly to ``rollout_steps``, reached halfway through the rest."""
         k, f = self.cfg.rollout_steps, self.cfg.rollout_curriculum
         p = self.progress()
-        if k == 1 or p >= f + (1 - f) / 2:
+        if k == 1 or f == 0 or p >= f + (1 - f) / 2:
             return k
         return 1 if p < f else min(k, 1 + int((k - 1) * (p - f) / ((1 - f) / 2)))
 

@@ -152,6 +152,8 @@ def test_rollout_curriculum_starts_with_one_step_and_reaches_k(toy):
         tr.step = int(p * tr.epochs * tr.n_batches)
         seen.append(tr.unrolled_steps())
     assert seen == [1, 1, 1, 2, 2, 3, 3]
+    tr.cfg = TrainConfig(rollout_steps=3, epochs=10, **TINY)  # the default: all K steps from the start
+    assert tr.unrolled_steps() == 3
     with pytest.raises(ValueError, match="rollout_curriculum"):
         TrainConfig(rollout_curriculum=1.0)
 
