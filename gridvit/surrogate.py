@@ -99,7 +99,8 @@ class Surrogate:
     def forward(self, states: torch.Tensor, times: Any, lead: Any = None) -> torch.Tensor:
         """One model step in normalised units: (B, T*C, H, W) -> (B, C, H, W), masked cells set to 0.
         ``lead``: for a lead-conditioned model, an int or (B,) leads (None: the first)."""
-        out = self.model(self.inputs(states, times), self.spec.grid, lead=lead)
+        extra = {} if lead is None else {"lead": lead}  # single-lead networks take no lead
+        out = self.model(self.inputs(states, times), self.spec.grid, **extra)
         return out * self._valid.to(out.device)
 
     def model_inputs(self, ds: xr.Dataset | xr.DataArray) -> torch.Tensor:
