@@ -4,7 +4,9 @@ A corrected surrogate predicts ``u_next = S^k(u) + f_θ(u, S^k(u))`` ("solver in
 Kochkov et al. 2021): :class:`SolverStep` computes ``S^k`` of the last input state, and the network sees it
 as one more input state — the last — so its zero-initialised residual head starts as the bare scheme.
 ``k = Δt_model / scheme.dt`` must be a whole number. The scheme runs in at least float32, outside autocast, and
-out of place while autograd records it, so gradients reach earlier steps of an unrolled loss through it.
+out of place while autograd records it, so gradients reach earlier steps of an unrolled loss through it; with
+no gradient to record (inference, one-step or pushforward training) it takes the scheme's fastest multi-step
+path, ``scheme.run`` (a fused CPU loop, a replayed CUDA graph).
 """
 
 from __future__ import annotations
@@ -41,8 +43,7 @@ class SolverStep:
         mean, std = self.mean.to(z.device, dtype), self.std.to(z.device, dtype)
         with torch.autocast(z.device.type, enabled=False):
             u = z.to(dtype) * std + mean  # (B, C, H, W) physical
-            for _ in range(self.substeps):
-                u = self.scheme(u)
+            u = self.scheme.run(u, self.substeps)  # fused CPU loop / CUDA graph when no gradient is recorded
             return (u - mean) / std
 
 
