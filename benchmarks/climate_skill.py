@@ -46,7 +46,7 @@ DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 BASELINES = [m for m in METHODS if m != "gridvit"]
 LABEL = {"era5_t2m": ("ERA5 UK t2m", "h", "K"), "ersst_sst": ("ERSST v5 SST", "month", "°C")}
 TABLE_LEADS = {"era5_t2m": [1, 2, 3, 6, 12, 18, 24], "ersst_sst": [1, 2, 3, 4, 5, 6]}
-MODEL = {"era5_t2m": dict(leads=[1, 3, 6, 12, 24], calendar="diurnal"), "ersst_sst": dict(leads=[1, 2, 3, 6])}
+MODEL = {"era5_t2m": dict(leads=[1, 3, 6, 12, 24], calendar="diurnal", patch=4), "ersst_sst": dict(leads=[1, 2, 3, 6])}
 COMMON = dict(decoder="conv", linear_base=True)
 
 
