@@ -168,7 +168,7 @@ def figure(results: dict, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(len(results), 2, figsize=(10, 3.6 * len(results)), squeeze=False)
-    style = {"gridvit": "-o", "persistence": "--", "climatology": ":", "anomaly_persistence": "-."}
+    style = {"gridvit": "-o", "persistence": "--", "climatology": ":", "anomaly_persistence": "-.", "linear": "-s"}
     for row, (key, rec) in zip(axes, results.items()):
         name, unit, units = LABEL[key]
         for m in METHODS:
