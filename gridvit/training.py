@@ -282,11 +282,9 @@ class Trainer:
     def _linear_batches(self):
         """(inputs (B, F, H, W), first target (B, C, H, W), its valid mask, lead index (B,)) over the training
         windows, for :func:`gridvit.model.cell_linear.fit_cell_linear`."""
-        leads = torch.tensor(self.cfg.leads or [self.cfg.lead])
         for batch in self._loader(self.prep.dataset("train"), batch_size=64):
             x = self.sur.inputs(batch["x"].to(self.device), self._times(batch, 0))
-            lead = batch.get("lead", torch.full((len(x),), self.cfg.lead))
-            idx = (lead[:, None] == leads).int().argmax(dim=1).to(self.device)  # (B,)
+            idx = self.sur.model.lead_index(batch.get("lead"), len(x), self.device)  # (B,)
             yield x, batch["y"][:, 0].to(self.device), batch["valid"][:, 0].to(self.device), idx
 
     def _loader(self, dataset: torch.utils.data.Dataset, **kwargs: Any) -> torch.utils.data.DataLoader:

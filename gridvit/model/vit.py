@@ -150,12 +150,9 @@ class GridViT(nn.Module):
         z = self.embed(tokens)  # (B, N, D)
         if self.pos_embed is not None:
             z = z + self._pos_embed(patch_grid_shape((h, w), cfg.patch))  # (B, N, D)
-        index = torch.zeros(b, dtype=torch.long, device=x.device)  # (B,) into cfg.leads
+        index = self.lead_index(lead, b, z.device)  # (B,) into cfg.leads
         if self.lead_embed is not None:
-            index = self._lead_index(lead, b, z.device)
             z = z + self.lead_embed(index)[:, None, :]  # (B, 1, D) on every token
-        elif lead is not None:
-            raise ValueError("this model was trained for one lead; lead= is only for lead-conditioned models")
         biases = self._biases(grid, z, dense=return_attention)  # depth × (1, h, N, N) or O(N) coordinates (Flex)
         attention = []
         recompute = self.activation_checkpointing and self.training and torch.is_grad_enabled()
@@ -182,8 +179,17 @@ class GridViT(nn.Module):
                                                       block_sparse=cfg.block_sparse)
         return self.distance_bias(grid, cfg.patch, device=z.device, dtype=dtype)
 
-    def _lead_index(self, lead: int | torch.Tensor | None, b: int, device: torch.device) -> torch.Tensor:
-        """Indices (B,) into ``cfg.leads`` of ``lead`` (an int, a (B,) tensor, or None for the first)."""
+    def lead_index(self, lead: int | torch.Tensor | None, b: int, device: torch.device) -> torch.Tensor:
+        """Indices (B,) into ``cfg.leads`` of ``lead`` (an int, a (B,) tensor, or None for the first); zeros for
+        a single-lead model, which takes no lead.
+
+        Raises:
+            ValueError: a lead the model was not trained for, or any lead for a single-lead model.
+        """
+        if self.cfg.leads is None:
+            if lead is not None:
+                raise ValueError("this model was trained for one lead; lead= is only for lead-conditioned models")
+            return torch.zeros(b, dtype=torch.long, device=device)
         leads = torch.tensor(self.cfg.leads, device=device)
         lead = leads[:1] if lead is None else torch.as_tensor(lead, device=device).reshape(-1)
         hit = lead[:, None] == leads  # (B or 1, L)
