@@ -50,6 +50,22 @@ def test_conv_decoder_runs_on_odd_grids_and_is_translation_equivariant_on_a_toru
     torch.testing.assert_close(shifted, torch.roll(model(x, grid), (2, 3), dims=(-2, -1)), atol=1e-5, rtol=1e-5)
 
 
+def test_skip_decoder_starts_as_persistence_and_sees_input_cells_directly():
+    cfg = ModelConfig(history=1, channels=1, extra_channels=1, patch=4, dim=16, depth=1, heads=2,
+                      decoder="conv_skip", decoder_width=4)
+    torch.manual_seed(2)
+    model = GridViT(cfg)
+    assert model.refine.conv1.in_channels == 4 + 2  # features + the input's T*C + E channels
+    x = torch.randn(2, 2, 8, 8)
+    torch.testing.assert_close(model(x, _plane(8, 8)), x[:, :1])  # zero last conv: the last state
+    torch.nn.init.normal_(model.refine.conv2.weight, std=0.1)
+    torch.nn.init.zeros_(model.head.weight)  # cut the token path: only the skip carries the input
+    probe = torch.zeros(1, 2, 8, 8, requires_grad=True)
+    model(probe, _plane(8, 8))[0, 0, 3, 3].backward()
+    reach = probe.grad.abs().sum(dim=(0, 1)) > 0  # (H, W): the 5×5 cells two 3×3 convolutions see
+    assert reach[1:6, 1:6].all() and not reach[6:].any() and not reach[:, 6:].any()
+
+
 def test_bad_decoder_is_refused():
     with pytest.raises(ValueError, match="decoder"):
         ModelConfig(decoder="pixelshuffle")
@@ -73,3 +89,17 @@ def test_training_options_of_the_pde_surrogates_are_validated_and_take_effect():
     clean, noisy = gridvit.train(ds, **opts), gridvit.train(ds, input_noise=0.1, **opts)
     assert clean.model.refine is not None
     assert not torch.equal(clean.model.embed.weight, noisy.model.embed.weight)  # the noise reached training
+
+
+def test_skip_decoder_model_saves_and_loads_bit_identically(tmp_path):
+    import gridvit
+    from gridvit.examples import toy_climate
+
+    ds = toy_climate(n_time=16, shape=(8, 16), seed=0)
+    sur = gridvit.train(ds, epochs=1, dim=16, depth=1, heads=2, patch=4, batch_size=4, progress=False,
+                        decoder="conv_skip", seed=0)
+    sur.save(tmp_path / "m.gvt")
+    back = gridvit.load(tmp_path / "m.gvt")
+    assert back.model.cfg.decoder == "conv_skip"
+    xr_a, xr_b = sur.rollout(ds.isel(time=slice(0, 4)), steps=2), back.rollout(ds.isel(time=slice(0, 4)), steps=2)
+    np.testing.assert_array_equal(xr_a["t2m"].values, xr_b["t2m"].values)

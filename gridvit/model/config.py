@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 BIAS_MODES = ("alibi", "learnable", "none")
 ATTENTION_IMPLS = ("auto", "sdpa", "flex")
-DECODERS = ("linear", "conv")
+DECODERS = ("linear", "conv", "conv_skip")
 
 
 @dataclass
@@ -35,7 +35,9 @@ class ModelConfig:
         pos_grid: (nh, nw) patch grid the absolute embedding is sized for; other grids interpolate it.
         decoder: ``"linear"`` (each patch decoded from its own token by one linear map) or ``"conv"`` (the
             head emits ``decoder_width`` features per cell, refined by two 3×3 convolutions across patch
-            borders: no patch seams; see :mod:`gridvit.model.decoder`).
+            borders: no patch seams; see :mod:`gridvit.model.decoder`) or ``"conv_skip"`` (the same, its first
+            convolution also seeing the input fields cell by cell: a U-Net-style skip, so cell-scale stencils
+            need not pass through the patch tokens).
         decoder_width: F, features per cell of the conv decoder.
         attention: ``"flex"`` (FlexAttention on CUDA with the bias computed in the kernel from token
             coordinates, O(N) memory; fused SDPA with the dense bias elsewhere, as FlexAttention has no CPU

@@ -3,7 +3,9 @@
 A linear head decodes each patch from its own token alone, so predicted increments jump at patch borders.
 With ``decoder="conv"`` the head instead emits F features per cell (pixel shuffle: (B, N, P·P·F) ->
 (B, F, H, W)) and two 3×3 convolutions mix them across patch borders into the C output channels, padded as
-the grid continues: wrapped along periodic axes, edge-repeated along bounded ones.
+the grid continues: wrapped along periodic axes, edge-repeated along bounded ones. ``decoder="conv_skip"``
+also feeds the model's input (B, T*C+E, H, W) to the first convolution (a U-Net-style skip): the features
+then see every input cell directly, not only through the patch tokens.
 """
 
 from __future__ import annotations
@@ -25,13 +27,16 @@ def pad_grid(x: torch.Tensor, periodic: tuple[bool, bool], n: int = 1) -> torch.
 
 class ConvRefine(nn.Module):
     """Two 3×3 convolutions with a GELU between: (B, F, H, W) -> (B, C, H, W); the last is zero-initialised
-    by :meth:`GridViT.reset_parameters`, so an untrained model is still persistence."""
+    by :meth:`GridViT.reset_parameters`, so an untrained model is still persistence. With ``skip`` > 0
+    input channels, the first convolution sees them beside the features: (B, F + skip, H, W)."""
 
-    def __init__(self, width: int, channels: int) -> None:
+    def __init__(self, width: int, channels: int, skip: int = 0) -> None:
         super().__init__()
-        self.conv1 = nn.Conv2d(width, width, 3)
+        self.conv1 = nn.Conv2d(width + skip, width, 3)
         self.conv2 = nn.Conv2d(width, channels, 3)
 
-    def forward(self, x: torch.Tensor, periodic: tuple[bool, bool]) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, periodic: tuple[bool, bool], skip: torch.Tensor | None = None) -> torch.Tensor:
+        if skip is not None:
+            x = torch.cat([x, skip.to(x.dtype)], dim=1)  # (B, F + skip, H, W)
         x = F.gelu(self.conv1(pad_grid(x, periodic)))  # (B, F, H, W)
         return self.conv2(pad_grid(x, periodic))  # (B, C, H, W)

@@ -7,6 +7,7 @@ N patches, D width, h heads)::
       -> depth × [x + attn(LN(x), bias (1, h, N, N)); x + mlp(LN(x))] -> LN -> head (B, N, P*P*C)
       -> unpatchify + crop (B, C, H, W) = delta;  output = last state + delta
     decoder="conv": head (B, N, P*P*F) -> unpatchify (B, F, H, W) -> 2 × conv 3×3 (B, C, H, W) = delta
+    decoder="conv_skip": the same, x concatenated to the features before the first conv (B, F+T*C+E, H, W)
 """
 
 from __future__ import annotations
@@ -92,9 +93,10 @@ class GridViT(nn.Module):
             Block(d, cfg.heads, cfg.mlp_ratio, impl=cfg.attention) for _ in range(cfg.depth)
         )
         self.norm = nn.LayerNorm(d)
-        conv = cfg.decoder == "conv"
+        conv = cfg.decoder in ("conv", "conv_skip")
         self.head = nn.Linear(d, p * p * (cfg.decoder_width if conv else cfg.channels))
-        self.refine = ConvRefine(cfg.decoder_width, cfg.channels) if conv else None
+        skip = cfg.in_channels if cfg.decoder == "conv_skip" else 0
+        self.refine = ConvRefine(cfg.decoder_width, cfg.channels, skip) if conv else None
         self.distance_bias = DistanceBias(
             heads=cfg.heads,
             layers=cfg.depth,
@@ -165,7 +167,8 @@ class GridViT(nn.Module):
                 attention.append(weights)  # (B, h, N, N)
         delta = unpatchify(self.head(self.norm(z)), cfg.patch, (h, w))  # (B, C or F, H, W)
         if self.refine is not None:
-            delta = self.refine(delta, grid.periodic)  # (B, C, H, W), mixed across patch borders
+            skip = x if self.cfg.decoder == "conv_skip" else None  # the input, cell by cell
+            delta = self.refine(delta, grid.periodic, skip)  # (B, C, H, W), mixed across patch borders
         base = last if self.cell_linear is None else self.cell_linear(x, index)  # (B, C, H, W)
         y = base + delta.to(base.dtype)  # (B, C, H, W)
         return (y, attention) if return_attention else y
