@@ -126,7 +126,7 @@ def needs_two_numba_threads():
 
 
 SERIAL_CHILD = """
-import multiprocessing, os, torch
+import multiprocessing, os, numba, torch
 import gridvit.solvers as gs
 from gridvit.solvers import fused
 from numba.np.ufunc import parallel
@@ -155,6 +155,12 @@ eligible, got = queue.get(timeout=60)
 proc.join(60)
 assert proc.exitcode == 0 and eligible
 torch.testing.assert_close(torch.from_numpy(got), scheme.run(u, 3), rtol=0, atol=0)
+
+# two threads, numba's pool of three: threaded kernels, and torch keeps its two threads
+torch.set_num_threads(2)
+torch.testing.assert_close(scheme.run(u, 3), ref[0], rtol=1e-12, atol=1e-12)
+assert parallel._is_initialized and fused._state["pid"] == os.getpid()
+assert (torch.get_num_threads(), numba.get_num_threads()) == (2, 2)
 print("ok")
 """
 
@@ -162,10 +168,11 @@ print("ok")
 def test_one_thread_never_launches_numba_threads():
     """At one torch thread the fused path runs the serial twins: numba's threading layer (OpenMP, whose idle
     workers spin) is never launched, torch keeps one thread, results equal the torch path, and a fork is safe.
-    In a fresh process, so that no earlier test's threads count."""
+    Then at two threads (numba's pool of three) the threaded kernels run and torch keeps two threads. In a
+    fresh process, so that no earlier test's threads count."""
     root = str(Path(__file__).resolve().parents[1])
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, (root, os.environ.get("PYTHONPATH"))))}
-    env.pop("NUMBA_NUM_THREADS", None)
+    env["NUMBA_NUM_THREADS"] = "3"
     done = subprocess.run([sys.executable, "-c", SERIAL_CHILD], env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0 and done.stdout.split()[-1:] == ["ok"], done.stderr[-2000:]
 

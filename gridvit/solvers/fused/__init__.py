@@ -22,13 +22,14 @@ Compiled code is cached on disk (numba's ``cache=True``): the first call on a ma
 
 Threads: with ``n = min(torch.get_num_threads(), NUMBA_NUM_THREADS)`` > 1, the kernels run threaded over
 the batch (B·C planes for the 5-point kernel) after ``numba.set_num_threads(n)``; the first such call
-starts numba's thread pool, which has NUMBA_NUM_THREADS threads (all cores unless set) and, under GNU
-OpenMP, keeps idle workers spin-waiting: a process training at one torch thread would then hold a second
-core busy and starve whatever else runs there. So with ``n == 1`` gridvit neither calls
-``numba.set_num_threads`` nor starts the pool: the steps run the kernels' serial twins (the same functions
-compiled with ``parallel=False``, compiled and cached separately on their first call), and nothing of
-numba's or OpenMP's process-wide settings changes. A process can switch between the two as torch's
-thread count changes. :func:`torch_path` forces the torch path.
+starts numba's thread pool, which has NUMBA_NUM_THREADS threads (all cores unless set). Under GNU OpenMP
+(numba's "omp" layer, the libgomp torch uses too) starting it also sets OpenMP's thread count, and so
+torch's, to NUMBA_NUM_THREADS; gridvit sets torch's back. Idle OpenMP workers spin-wait, so a process at
+one torch thread with the pool started would hold a second core and starve whatever else runs there.
+So with ``n == 1`` gridvit neither calls ``numba.set_num_threads`` nor starts the pool: the steps run the
+kernels' serial twins (the same functions compiled with ``parallel=False``, compiled and disk-cached
+apart on their first call), and no numba or OpenMP setting of the process changes. A process can go
+from one to the other as torch's thread count changes. :func:`torch_path` forces the torch path.
 """
 
 from __future__ import annotations
@@ -82,11 +83,14 @@ def _follow_torch_threads() -> bool:
     first such call starts numba's threading layer and records this process as its owner (:func:`eligible`)."""
     import numba
 
-    n = min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS)
+    threads = torch.get_num_threads()
+    n = min(threads, numba.config.NUMBA_NUM_THREADS)
     if n == 1:
         return True
     if n != _state["threads"]:
         numba.set_num_threads(n)
+        if torch.get_num_threads() != threads:  # starting the OpenMP pool set OpenMP's count, torch's too
+            torch.set_num_threads(threads)
         _state["threads"] = n
         _state["pid"] = _state["pid"] or os.getpid()
     return False
