@@ -30,10 +30,10 @@ def _fill(ring, slot, plane, k, bcy, bcx):
     """Padded row ``k`` (-1..H) of ``plane`` (H, W) into ``ring[slot]`` (W + 2)."""
     h, w = plane.shape
     row = ring[slot]
-    if 0 <= k < h:
-        row[1 : w + 1] = plane[k]
-    elif bcy[0] == 1.0:
-        row[1 : w + 1] = plane[k % h]
+    if 0 <= k < h or bcy[0] == 1.0:  # a plain loop: a slice assignment checks for overlap (and is slower serial)
+        src = plane[k % h]
+        for j in range(w):
+            row[j + 1] = src[j]
     else:
         edge = plane[0] if k < 0 else plane[h - 1]
         a, b = bcy[1], bcy[2]
