@@ -16,9 +16,10 @@ The spectral, Crank–Nicolson and IMEX schemes are FFT/matrix work and stay on 
 ``scheme.run(u, steps)`` (:func:`run`) writes into two buffers in turn instead of a tensor per step, and
 for the 5-point schemes (heat FTCS, upwind advection) loops over the steps inside compiled code.
 
-Compiled code is cached on disk (numba's ``cache=True``): the first call on a machine compiles (from
-~5 s for the 5-point kernel to about a minute for Navier–Stokes, per dtype; see
-``benchmarks/results/stencils.md``) and later processes load it in well under a second.
+Compiled code is cached on disk (numba's ``cache=True``): the first call on a machine compiles (threaded
+kernels: from ~5 s for the 5-point kernel to about a minute for Navier–Stokes, per dtype, see
+``benchmarks/results/stencils.md``; their serial twins: 2–3 s each, measured on the 2-core dev machine)
+and later processes load it in well under a second.
 
 Threads: with ``n = min(torch.get_num_threads(), NUMBA_NUM_THREADS)`` > 1, the kernels run threaded over
 the batch (B·C planes for the 5-point kernel) after ``numba.set_num_threads(n)``; the first such call
