@@ -188,6 +188,8 @@ def test_numba_threads_follow_torch_above_one():
         assert fused._state["pid"] == os.getpid()  # the pool runs: a forked child must not use it
     scheme(state(scheme))  # back at one thread: the serial twin, bound under its own key
     assert {k[2] for k in scheme._cache if k[0] == "fused"} == {False, True}
+
+
 def test_jit_without_a_writable_cache(monkeypatch):
     """Where numba cannot cache (no writable directory), the kernel compiles per process, silently."""
     from numba import prange
