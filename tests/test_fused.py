@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
+import os
+import subprocess
+import sys
 import warnings
+from pathlib import Path
 
 import pytest
 import torch
@@ -102,12 +107,87 @@ def test_grad_takes_the_torch_path():
     torch.testing.assert_close(fast, out.detach(), rtol=1e-12, atol=1e-12)
 
 
-def test_numba_threads_follow_torch():
+@contextlib.contextmanager
+def torch_threads(n: int):
+    """torch (and so the fused path) at ``n`` threads within the block; restored after."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def needs_two_numba_threads():
+    from numba import config
+
+    if config.NUMBA_NUM_THREADS < 2:
+        pytest.skip("numba has one thread here (NUMBA_NUM_THREADS=1): the fused path is always serial")
+
+
+SERIAL_CHILD = """
+import multiprocessing, os, numba, torch
+import gridvit.solvers as gs
+from gridvit.solvers import fused
+from numba.np.ufunc import parallel
+
+torch.set_num_threads(1)
+u = torch.randn(3, 2, 11, 13, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+for scheme in (gs.HeatFTCS(dt=1e-4, dx=0.1, dy=0.1, bc="neumann"), gs.BurgersUpwind(dt=1e-3, dx=0.1, dy=0.1)):
+    got = scheme.run(u, 3), scheme(u)  # HeatFTCS.run: the compiled loop over steps (stencil5_run)
+    with fused.torch_path():
+        ref = scheme.run(u, 3), scheme(u)
+    for a, b in zip(got, ref):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+assert not parallel._is_initialized, "numba's threading layer was launched"
+assert torch.get_num_threads() == 1 and fused._state["pid"] == 0
+
+
+def child(queue):
+    queue.put((fused.eligible(u), scheme.run(u, 3).numpy()))
+
+
+ctx = multiprocessing.get_context("fork")  # safe: no OpenMP threads to lose
+queue = ctx.Queue()
+proc = ctx.Process(target=child, args=(queue,))
+proc.start()
+eligible, got = queue.get(timeout=60)
+proc.join(60)
+assert proc.exitcode == 0 and eligible
+torch.testing.assert_close(torch.from_numpy(got), scheme.run(u, 3), rtol=0, atol=0)
+
+# two threads, numba's pool of three: threaded kernels, and torch keeps its two threads
+torch.set_num_threads(2)
+torch.testing.assert_close(scheme.run(u, 3), ref[0], rtol=1e-12, atol=1e-12)
+assert parallel._is_initialized and fused._state["pid"] == os.getpid()
+assert (torch.get_num_threads(), numba.get_num_threads()) == (2, 2)
+print("ok")
+"""
+
+
+def test_one_thread_never_launches_numba_threads():
+    """At one torch thread the fused path runs the serial twins: numba's threading layer (OpenMP, whose idle
+    workers spin) is never launched, torch keeps one thread, results equal the torch path, and a fork is safe.
+    Then at two threads (numba's pool of three) the threaded kernels run and torch keeps two threads. In a
+    fresh process, so that no earlier test's threads count."""
+    root = str(Path(__file__).resolve().parents[1])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, (root, os.environ.get("PYTHONPATH"))))}
+    env["NUMBA_NUM_THREADS"] = "3"
+    done = subprocess.run([sys.executable, "-c", SERIAL_CHILD], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0 and done.stdout.split()[-1:] == ["ok"], done.stderr[-2000:]
+
+
+def test_numba_threads_follow_torch_above_one():
     import numba
 
+    needs_two_numba_threads()
     scheme = gs.HeatFTCS(dt=1e-4, dx=DX, dy=DY)
-    scheme(state(scheme))
-    assert numba.get_num_threads() == min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS)
+    with torch_threads(2):
+        scheme(state(scheme))
+        assert numba.get_num_threads() == 2 and torch.get_num_threads() == 2
+        assert fused._state["pid"] == os.getpid()  # the pool runs: a forked child must not use it
+    scheme(state(scheme))  # back at one thread: the serial twin, bound under its own key
+    assert {k[2] for k in scheme._cache if k[0] == "fused"} == {False, True}
 
 
 def test_jit_without_a_writable_cache(monkeypatch):
@@ -141,14 +221,16 @@ def _run_in_child(scheme, u, queue):
     queue.put((fused.eligible(u), scheme.run(u, 3).numpy()))
 
 
-def test_fused_kernels_work_in_a_forked_child():
-    """A process forked after the parent ran the kernels steps correctly: numba's OpenMP threads do not survive
-    a fork (the child would be terminated), so the child takes the torch path."""
+def test_fused_kernels_work_in_a_child_forked_after_threads():
+    """A process forked after the parent ran threaded kernels steps correctly: numba's OpenMP threads do not
+    survive a fork (the child would be terminated), so the child takes the torch path. (A parent that only
+    ran serial kernels forks safely: test_one_thread_never_launches_numba_threads.)"""
     import multiprocessing
 
+    needs_two_numba_threads()
     scheme = gs.HeatFTCS(dt=1e-4, dx=DX, dy=DY, diffusivity=0.1)
     u = state(scheme, batch=4)
-    with torch.no_grad():
+    with torch_threads(2), torch.no_grad():
         ref = scheme.run(u, 3)
     ctx = multiprocessing.get_context("fork")
     queue = ctx.Queue()
@@ -163,7 +245,10 @@ def test_fused_kernels_work_in_a_forked_child():
 
 # --- scheme.run(u, steps) ---------------------------------------------------------------------------
 
-@pytest.mark.parametrize("scheme", [FUSED[0], FUSED[5], gs.HeatSpectral(dt=1e-3, dx=DX, dy=DY), FUSED[-1]], ids=label)
+RUN_CASES = [FUSED[0], FUSED[5], gs.HeatSpectral(dt=1e-3, dx=DX, dy=DY), FUSED[-1]]
+
+
+@pytest.mark.parametrize("scheme", RUN_CASES, ids=label)
 def test_run_equals_repeated_steps(scheme):
     u = state(scheme, batch=2)
     ref = u
@@ -173,6 +258,19 @@ def test_run_equals_repeated_steps(scheme):
     torch.testing.assert_close(got, ref, rtol=0, atol=0)
     same = scheme.run(u, 0)
     assert torch.equal(same, u) and same.data_ptr() != u.data_ptr()
+
+
+@pytest.mark.parametrize("scheme", [s for s in RUN_CASES if s.has_fused] + [FUSED[3], FUSED[7]], ids=label)
+def test_serial_and_threaded_kernels_agree(scheme):
+    """The serial twins (one thread) and the threaded kernels (two) give the same steps, float64: the 5-point
+    step and its compiled loop over steps (heat, Lax–Wendroff), Burgers, Navier–Stokes, Gray–Scott."""
+    needs_two_numba_threads()
+    u = state(scheme, batch=4)
+    serial = scheme.run(u, 3), scheme(u)
+    with torch_threads(2):
+        threaded = scheme.run(u, 3), scheme(u)
+    for a, b in zip(serial, threaded):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
 
 
 def test_run_records_autograd_on_cpu():

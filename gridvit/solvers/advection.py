@@ -63,8 +63,8 @@ class AdvectionUpwind(_Advection):
         """The fused 5-point kernel's (coefficients, y boundary, x boundary) for arrays of ``dtype``."""
         return fused.constants(fused.five_point(*self.coefficients()), self.bcs, self.spacing, dtype)
 
-    def _fused(self, dtype: np.dtype):
-        return fused.bind(fused.compiled().stencil5, *self.stencil5(dtype))
+    def _fused(self, dtype: np.dtype, kernels):
+        return fused.bind(kernels.stencil5, *self.stencil5(dtype))
 
 
 @dataclass(frozen=True, eq=False, kw_only=True)
@@ -98,8 +98,8 @@ class AdvectionLaxWendroff(_Advection):
             u = stencil(u, centre, nb, self.bcs, self.spacing)  # (B, C, H, W)
         return u if sweeps else u.clone()
 
-    def _fused(self, dtype: np.dtype):
-        kernel = fused.compiled().stencil5
+    def _fused(self, dtype: np.dtype, kernels):
+        kernel = kernels.stencil5
         sweeps = [fused.constants(fused.five_point(*sw), self.bcs, self.spacing, dtype) for sw in self.sweeps()]
 
         def step(a: np.ndarray, out: np.ndarray) -> None:

@@ -154,8 +154,9 @@ class Scheme:
     def _step(self, u: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
-    def _fused(self, dtype: np.dtype) -> Callable[[np.ndarray, np.ndarray], None]:
-        """The fused CPU step ``f(a, out)`` of (B, C, H, W) arrays of ``dtype`` (schemes with ``has_fused``)."""
+    def _fused(self, dtype: np.dtype, kernels: Any) -> Callable[[np.ndarray, np.ndarray], None]:
+        """The fused CPU step ``f(a, out)`` of (B, C, H, W) arrays of ``dtype`` (schemes with ``has_fused``),
+        calling ``kernels`` (:func:`gridvit.solvers.fused.compiled`: threaded, or the serial twins)."""
         raise NotImplementedError
 
     def cached(self, key: tuple, make: Callable[[], Any]) -> Any:

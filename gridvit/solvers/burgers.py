@@ -62,12 +62,12 @@ class _Burgers(BoundedScheme):
     def _step(self, u: torch.Tensor) -> torch.Tensor:
         return ssprk3(self.rhs, u, self.dt)
 
-    def _fused(self, dtype: np.dtype):
+    def _fused(self, dtype: np.dtype, kernels):
         dy, dx, nu = self.dy, self.dx, self.viscosity
         stages = fused.stage_constants(
             (self.dt, nu / dy**2, nu / dx**2, 1.0 / dy, 1.0 / dx, 0.5 / dy, 0.5 / dx, -2.0 * nu * (1.0 / dy**2 + 1.0 / dx**2)),
             self.bcs, self.spacing, dtype)
-        kernel, upwind = fused.compiled().burgers_stage, self.name == "upwind"
+        kernel, upwind = kernels.burgers_stage, self.name == "upwind"
 
         def stage(v: np.ndarray, u0: np.ndarray, dst: np.ndarray, k: int) -> None:  # (B, 2, H, W) each
             kernel(v, u0, dst, *stages[k], upwind)

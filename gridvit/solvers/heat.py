@@ -59,8 +59,8 @@ class HeatFTCS(_Heat):
         """The fused 5-point kernel's (coefficients, y boundary, x boundary) for arrays of ``dtype``."""
         return fused.constants(fused.five_point(*self.coefficients()), self.bcs, self.spacing, dtype)
 
-    def _fused(self, dtype: np.dtype):
-        return fused.bind(fused.compiled().stencil5, *self.stencil5(dtype))
+    def _fused(self, dtype: np.dtype, kernels):
+        return fused.bind(kernels.stencil5, *self.stencil5(dtype))
 
 
 @dataclass(frozen=True, eq=False, kw_only=True)

@@ -155,12 +155,12 @@ class _NavierStokes(Scheme):
     def _step(self, u: torch.Tensor) -> torch.Tensor:
         return ssprk3(self.rhs, u, self.dt)
 
-    def _fused(self, dtype: np.dtype):
+    def _fused(self, dtype: np.dtype, kernels):
         dy, dx, nu = self.dy, self.dx, self.viscosity
         stages = fused.stage_constants(
             (self.dt, nu / dy**2, nu / dx**2, self.drag, 0.25 / (dx * dy), 1.0 / (12.0 * dx * dy),
              -2.0 * nu * (1.0 / dy**2 + 1.0 / dx**2)), self.bcs, self.spacing, dtype)
-        kernel, arakawa = fused.compiled().navier_stokes_stage, self.name == "arakawa"
+        kernel, arakawa = kernels.navier_stokes_stage, self.name == "arakawa"
 
         def stage(v: np.ndarray, u0: np.ndarray, dst: np.ndarray, k: int) -> None:  # (B, 1, H, W) each
             h = v.shape[-2]

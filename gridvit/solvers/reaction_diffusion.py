@@ -76,9 +76,9 @@ class GrayScottExplicit(_GrayScott):
             [self.du, self.dv], dtype=u.dtype, device=u.device).view(1, 2, 1, 1))
         return torch.add(u, self.add_reaction(lap.mul_(d), u), alpha=self.dt)
 
-    def _fused(self, dtype: np.dtype):
+    def _fused(self, dtype: np.dtype, kernels):
         cy, cx = 1.0 / self.dy**2, 1.0 / self.dx**2
-        return fused.bind(fused.compiled().gray_scott, *fused.constants(
+        return fused.bind(kernels.gray_scott, *fused.constants(
             (self.dt, self.du, self.dv, self.feed, self.kill, cy, cx, -2.0 * (cy + cx)), self.bcs, self.spacing, dtype))
 
 

@@ -16,11 +16,21 @@ The spectral, Crank–Nicolson and IMEX schemes are FFT/matrix work and stay on 
 ``scheme.run(u, steps)`` (:func:`run`) writes into two buffers in turn instead of a tensor per step, and
 for the 5-point schemes (heat FTCS, upwind advection) loops over the steps inside compiled code.
 
-Compiled code is cached on disk (numba's ``cache=True``): the first call on a machine compiles (from
-~5 s for the 5-point kernel to about a minute for Navier–Stokes, per dtype; see
-``benchmarks/results/stencils.md``) and later processes load it in well under a second. Threads: numba
-runs as many threads as torch (``torch.get_num_threads()``), over the batch (B·C planes for the
-5-point kernel). :func:`torch_path` forces the torch path.
+Compiled code is cached on disk (numba's ``cache=True``): the first call on a machine compiles (threaded
+kernels: from ~5 s for the 5-point kernel to about a minute for Navier–Stokes, per dtype, see
+``benchmarks/results/stencils.md``; their serial twins: 2–3 s each, measured on the 2-core dev machine)
+and later processes load it in well under a second.
+
+Threads: with ``n = min(torch.get_num_threads(), NUMBA_NUM_THREADS)`` > 1, the kernels run threaded over
+the batch (B·C planes for the 5-point kernel) after ``numba.set_num_threads(n)``; the first such call
+starts numba's thread pool, which has NUMBA_NUM_THREADS threads (all cores unless set). Under GNU OpenMP
+(numba's "omp" layer, the libgomp torch uses too) starting it also sets OpenMP's thread count, and so
+torch's, to NUMBA_NUM_THREADS; gridvit sets torch's back. Idle OpenMP workers spin-wait, so a process at
+one torch thread with the pool started would hold a second core and starve whatever else runs there.
+So with ``n == 1`` gridvit neither calls ``numba.set_num_threads`` nor starts the pool: the steps run the
+kernels' serial twins (the same functions compiled with ``parallel=False``, compiled and disk-cached
+apart on their first call), and no numba or OpenMP setting of the process changes. A process can go
+from one to the other as torch's thread count changes. :func:`torch_path` forces the torch path.
 """
 
 from __future__ import annotations
@@ -53,34 +63,44 @@ def torch_path() -> Iterator[None]:
 
 def eligible(u: torch.Tensor) -> bool:
     """True when ``scheme(u)`` may take the fused path: numba present and enabled, CPU, float32/64, no grad,
-    and not in a process forked after its parent ran the kernels (numba's threads, GNU OpenMP here, do not
-    survive a fork: such a child is terminated when it launches a kernel, so it takes the torch path)."""
+    and not in a process forked after its parent started numba's thread pool (a threaded fused call; numba's
+    threads, GNU OpenMP here, do not survive a fork: such a child is terminated when it launches a kernel, so
+    it takes the torch path). A parent that only ran serial kernels (one thread) forks safely."""
     return (_state["enabled"] and u.is_cpu and u.dtype in _DTYPES and AVAILABLE
             and not (u.requires_grad and torch.is_grad_enabled()) and _state["pid"] in (0, os.getpid()))
 
 
-def compiled() -> Any:
-    """The kernel module (imported, with numba, on first use)."""
+def compiled(serial: bool = False) -> Any:
+    """The kernels (``stencil5``, ``stencil5_run``, ``gray_scott``, ``burgers_stage``,
+    ``navier_stokes_stage``; imported, with numba, on first use): threaded, or their serial twins."""
     from gridvit.solvers.fused import kernels
 
-    return kernels
+    return kernels.SERIAL if serial else kernels.PARALLEL
 
 
-def _follow_torch_threads() -> None:
-    """Run numba's parallel loops on as many threads as torch uses (capped by numba's pool); the first call
-    starts numba's threading layer and records this process as its owner (see :func:`eligible`)."""
+def _follow_torch_threads() -> bool:
+    """True (serial) when numba would run one thread (see the module notes), and then nothing is set;
+    otherwise numba's parallel loops get as many threads as torch uses (capped by numba's pool), and the
+    first such call starts numba's threading layer and records this process as its owner (:func:`eligible`)."""
     import numba
 
-    n = min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS)
+    threads = torch.get_num_threads()
+    n = min(threads, numba.config.NUMBA_NUM_THREADS)
+    if n == 1:
+        return True
     if n != _state["threads"]:
         numba.set_num_threads(n)
+        if torch.get_num_threads() != threads:  # starting the OpenMP pool set OpenMP's count, torch's too
+            torch.set_num_threads(threads)
         _state["threads"] = n
         _state["pid"] = _state["pid"] or os.getpid()
+    return False
 
 
-def _kernel(scheme, dtype: np.dtype) -> Callable[[np.ndarray, np.ndarray], None]:
-    """The scheme's fused step ``f(a, out)`` for arrays of ``dtype``, built once (constants bound)."""
-    return scheme.cached(("fused", dtype), lambda: scheme._fused(dtype))
+def _kernel(scheme, dtype: np.dtype, serial: bool) -> Callable[[np.ndarray, np.ndarray], None]:
+    """The scheme's fused step ``f(a, out)`` for arrays of ``dtype``, serial or threaded, built once each
+    (constants bound)."""
+    return scheme.cached(("fused", dtype, serial), lambda: scheme._fused(dtype, compiled(serial)))
 
 
 def array(u: torch.Tensor) -> np.ndarray:
@@ -94,8 +114,7 @@ def step(scheme, u: torch.Tensor) -> torch.Tensor:
     """One fused step of ``scheme`` for an eligible (B, C, H, W) ``u`` -> (B, C, H, W)."""
     a = array(u)
     out = np.empty_like(a)
-    _follow_torch_threads()
-    _kernel(scheme, a.dtype)(a, out)
+    _kernel(scheme, a.dtype, _follow_torch_threads())(a, out)
     return torch.from_numpy(out)
 
 
@@ -104,11 +123,11 @@ def run(scheme, u: torch.Tensor, steps: int) -> torch.Tensor:
     step is one 5-point stencil (``scheme.stencil5()`` constants) loops inside the compiled code."""
     a = array(u)
     x, y = np.empty_like(a), np.empty_like(a)
-    _follow_torch_threads()
+    serial = _follow_torch_threads()
     if hasattr(scheme, "stencil5"):
         consts = scheme.cached(("fused_stencil5", a.dtype), lambda: scheme.stencil5(a.dtype))
-        return torch.from_numpy(compiled().stencil5_run(a, x, y, *consts, steps))
-    f = _kernel(scheme, a.dtype)
+        return torch.from_numpy(compiled(serial).stencil5_run(a, x, y, *consts, steps))
+    f = _kernel(scheme, a.dtype, serial)
     f(a, x)
     for _ in range(steps - 1):
         f(x, y)

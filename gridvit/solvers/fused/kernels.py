@@ -11,14 +11,18 @@ A boundary is passed as ``bc = (periodic, a, b)`` (float64): 1.0 for a periodic 
 rule ``ghost = a * u_edge + b`` of :meth:`Boundary.ghost`. Coefficient arrays come in the state's dtype,
 so float32 states are computed in float32 as the torch path does. Planes are spread over threads with
 ``prange`` (threads over the batch); the number of threads is numba's (set from torch's by the caller).
+:data:`PARALLEL` holds these kernels, :data:`SERIAL` their serial twins (the same functions compiled with
+``parallel=False``, which never start numba's thread pool), each compiled on its first call.
 """
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 from numba import njit, prange
 
-from gridvit.solvers.fused.jit import jit
+from gridvit.solvers.fused.jit import jit, serial_twin
 
 
 @njit(inline="always")
@@ -26,10 +30,10 @@ def _fill(ring, slot, plane, k, bcy, bcx):
     """Padded row ``k`` (-1..H) of ``plane`` (H, W) into ``ring[slot]`` (W + 2)."""
     h, w = plane.shape
     row = ring[slot]
-    if 0 <= k < h:
-        row[1 : w + 1] = plane[k]
-    elif bcy[0] == 1.0:
-        row[1 : w + 1] = plane[k % h]
+    if 0 <= k < h or bcy[0] == 1.0:  # a plain loop: a slice assignment checks for overlap (and is slower serial)
+        src = plane[k % h]
+        for j in range(w):
+            row[j + 1] = src[j]
     else:
         edge = plane[0] if k < 0 else plane[h - 1]
         a, b = bcy[1], bcy[2]
@@ -191,3 +195,11 @@ def navier_stokes_stage(psi, om, om0, out, coef, force, arakawa):
                 v = wc[j + 1]
                 lap = vx * (we + ww) + vy * (wnn + wss) + vc * v
                 o[j] = al * base[j] + be * (v + dt * (jac + lap - mu * v + fi))
+
+
+PARALLEL = SimpleNamespace(stencil5=stencil5, stencil5_run=stencil5_run, gray_scott=gray_scott,
+                           burgers_stage=burgers_stage, navier_stokes_stage=navier_stokes_stage)
+_stencil5_serial = serial_twin(stencil5)
+SERIAL = SimpleNamespace(stencil5=_stencil5_serial, stencil5_run=serial_twin(stencil5_run, stencil5=_stencil5_serial),
+                         gray_scott=serial_twin(gray_scott), burgers_stage=serial_twin(burgers_stage),
+                         navier_stokes_stage=serial_twin(navier_stokes_stage))
