@@ -38,7 +38,7 @@ class TrainConfig:
         input_noise: standard deviation (normalised units) of Gaussian noise added to the training inputs,
             so the model learns to correct the small errors a rollout feeds back (Sanchez-Gonzalez et al.
             2020); 0 turns it off. Validation sees clean inputs.
-        dim, depth, heads, mlp_ratio, bias, decoder: the ViT (see :class:`gridvit.model.ModelConfig`).
+        dim, depth, heads, mlp_ratio, bias, decoder, decoder_width: the ViT (see :class:`gridvit.model.ModelConfig`).
         epochs: passes over the training windows; time_budget: seconds of training (whichever ends first;
             neither given → 20 epochs).
         batch_size, lr, weight_decay, warmup, grad_clip: AdamW with linear warm-up (fraction of training)
@@ -81,6 +81,7 @@ class TrainConfig:
     mlp_ratio: float = 4.0
     bias: str = "alibi"
     decoder: str = "linear"
+    decoder_width: int = 32
     epochs: int | None = None
     time_budget: float | None = None
     batch_size: int = 8
@@ -102,7 +103,8 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if isinstance(self.variables, str):
             self.variables = [self.variables]
-        for name in ("history", "lead", "rollout_steps", "dim", "depth", "heads", "batch_size", "patience"):
+        for name in ("history", "lead", "rollout_steps", "dim", "depth", "heads", "decoder_width", "batch_size",
+                     "patience"):
             _positive_int(name, getattr(self, name))
         for name in ("patch", "epochs"):
             if getattr(self, name) is not None:

@@ -84,6 +84,8 @@ def test_training_options_of_the_pde_surrogates_are_validated_and_take_effect():
         TrainConfig(pushforward="yes")
     with pytest.raises(ValueError, match="decoder"):
         TrainConfig(decoder="unet")
+    with pytest.raises(ValueError, match="decoder_width"):
+        TrainConfig(decoder="conv", decoder_width=0)
     ds = toy_climate(n_time=16, shape=(8, 16), seed=0)
     opts = dict(epochs=1, dim=16, depth=1, heads=2, patch=4, batch_size=4, progress=False, decoder="conv", seed=0)
     clean, noisy = gridvit.train(ds, **opts), gridvit.train(ds, input_noise=0.1, **opts)
@@ -97,9 +99,10 @@ def test_skip_decoder_model_saves_and_loads_bit_identically(tmp_path):
 
     ds = toy_climate(n_time=16, shape=(8, 16), seed=0)
     sur = gridvit.train(ds, epochs=1, dim=16, depth=1, heads=2, patch=4, batch_size=4, progress=False,
-                        decoder="conv_skip", seed=0)
+                        decoder="conv_skip", decoder_width=6, seed=0)
+    assert sur.model.refine.conv1.out_channels == 6
     sur.save(tmp_path / "m.gvt")
     back = gridvit.load(tmp_path / "m.gvt")
-    assert back.model.cfg.decoder == "conv_skip"
+    assert (back.model.cfg.decoder, back.model.cfg.decoder_width) == ("conv_skip", 6)
     xr_a, xr_b = sur.rollout(ds.isel(time=slice(0, 4)), steps=2), back.rollout(ds.isel(time=slice(0, 4)), steps=2)
     np.testing.assert_array_equal(xr_a["t2m"].values, xr_b["t2m"].values)
