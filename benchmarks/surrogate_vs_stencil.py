@@ -180,12 +180,15 @@ class Case:
 # time; patch 8: 0.055/0.062/0.068); Navier–Stokes corrected 0.0076/0.014/0.037. results/surrogate_ablation.md
 # has the earlier steps (patch 2 and "conv": Burgers T=0.5 0.41 -> 0.15). The corrected models train on the
 # one-step loss: unrolling through the solver costs 3× a step, and 3 pushforward steps (patch 2, 4 epochs) gave
-# 0.060/0.074/0.086, worse than one.
-_SMALL_GRID = {"patch": 4, "decoder": "conv_skip", "dim": 64, "depth": 3, "heads": 4, "rollout_steps": 3}
+# 0.060/0.074/0.086, worse than one. The decoder's convolutions dominate a training step at 32² (patch 4: 26 ms
+# without them, 54 ms at width 32, 36 ms at width 16); in 120 s, width 16 saw 1.33× the samples and reached
+# 0.042/0.048/0.059 against width 32's 0.043/0.052/0.063 (same run).
+_SMALL_GRID = {"patch": 4, "decoder": "conv_skip", "decoder_width": 16, "dim": 64, "depth": 3, "heads": 4,
+               "rollout_steps": 3}
 CASES = {  # heat's coarse candidates leave out the spectral propagator: it is exact for these fields
     "heat": Case("heat", 1.0, {"diffusivity": 0.01}, {"k_max": 8.0}, "spectral", 0.02, (2, 5, 10), 12,
-                 ("ftcs", "crank_nicolson"), {"patch": 4, "decoder": "conv_skip", "dim": 64, "depth": 2, "heads": 4,
-                                               "rollout_steps": 2}),
+                 ("ftcs", "crank_nicolson"), {"patch": 4, "decoder": "conv_skip", "decoder_width": 16, "dim": 64,
+                                               "depth": 2, "heads": 4, "rollout_steps": 2}),
     "burgers": Case("burgers", 1.0, {"viscosity": 0.01}, {"k_max": 4.0, "amplitude": 0.5}, "central", 0.1,
                     (2, 5, 10), 12, ("upwind", "central"), _SMALL_GRID, {"rollout_steps": 1}),
     "navier_stokes": Case("navier_stokes", 2 * math.pi, {"viscosity": 1e-3}, {"k_max": 4.0}, "arakawa", 0.5,
