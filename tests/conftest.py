@@ -40,3 +40,26 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def crash_in_third_epoch(monkeypatch):
+    """``crash(ds, **train_options)``: ``gridvit.train`` for 3 epochs, interrupted by a simulated crash
+    (KeyboardInterrupt) as the third epoch starts, leaving its checkpoint behind; training works again after."""
+    import gridvit
+    from gridvit.training import Trainer
+
+    real_epoch = Trainer._epoch
+
+    def crashing_epoch(self, bar):
+        if self.epoch == 2:
+            raise KeyboardInterrupt("simulated crash")
+        return real_epoch(self, bar)
+
+    def crash(ds: xr.Dataset, **options) -> None:
+        monkeypatch.setattr(Trainer, "_epoch", crashing_epoch)
+        with pytest.raises(KeyboardInterrupt):
+            gridvit.train(ds, epochs=3, **options)
+        monkeypatch.setattr(Trainer, "_epoch", real_epoch)
+
+    return crash
