@@ -6,7 +6,8 @@ embedding; about 0.6 M parameters for two channels) as a residual one-step map i
 network differs: the same trajectories, the same sample split (the last ``val_fraction`` of the samples
 validate), per-channel mean/std normalisation from the training split, the pure surrogate's ``rollout_steps``
 unrolled MSE, ``pushforward`` (each step's input the detached previous prediction, or backpropagation
-through the unroll) and ``input_noise``, AdamW (lr 1e-3, weight decay 1e-4) with 5 % linear
+through the unroll), ``input_noise`` and learning rate (default 1e-3), AdamW (weight decay 1e-4, the
+multi-tensor update) with 5 % linear
 warm-up then cosine decay over the time budget, gradient clipping at 1, batch 8, validation every epoch
 with early stopping (best weights kept), wall-clock budget including validation; float32 on every device
 (gridvit trains under bf16 autocast on CUDA; neuraloperator's spectral layers are kept in full precision).
@@ -48,10 +49,10 @@ def windows(traj: np.ndarray, rollout: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def train_fno(traj: np.ndarray, *, budget: float, rollout: int, device: str, pushforward: bool = True,
-              input_noise: float = 0.0, seed: int = 0, val_fraction: float = 0.1,
+              input_noise: float = 0.0, lr: float = LR, seed: int = 0, val_fraction: float = 0.1,
               patience: int = 20) -> tuple[Callable[[torch.Tensor], torch.Tensor], dict]:
     """Train the residual FNO on (S, T, C, H, W) trajectories for ``budget`` seconds (``rollout``,
-    ``pushforward``, ``input_noise``, ``val_fraction``, ``patience``: as ``gridvit.train``'s options).
+    ``pushforward``, ``input_noise``, ``lr``, ``val_fraction``, ``patience``: as ``gridvit.train``'s options).
 
     Returns:
         ``step(u: (B, C, H, W)) -> (B, C, H, W)`` in physical units (the solvers' signature), and
@@ -69,7 +70,7 @@ def train_fno(traj: np.ndarray, *, budget: float, rollout: int, device: str, pus
     torch.manual_seed(seed)
     c = traj.shape[2]
     net = FNO(n_modes=(MODES, MODES), hidden_channels=WIDTH, in_channels=c, out_channels=c).to(device)
-    opt = torch.optim.AdamW(net.parameters(), lr=LR, weight_decay=WEIGHT_DECAY)
+    opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=WEIGHT_DECAY, foreach=True)
     gen = torch.Generator().manual_seed(seed)
     start, epochs, best, best_state, bad = time.perf_counter(), 0, math.inf, None, 0
     elapsed = lambda: time.perf_counter() - start  # noqa: E731
@@ -77,10 +78,10 @@ def train_fno(traj: np.ndarray, *, budget: float, rollout: int, device: str, pus
         net.train()
         for idx in torch.randperm(len(x), generator=gen).split(BATCH):
             p = min(elapsed() / budget, 1.0)
-            lr = LR * (p + 1e-3) / WARMUP if p < WARMUP else \
-                LR * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * (p - WARMUP) / (1 - WARMUP))))
+            rate = lr * (p + 1e-3) / WARMUP if p < WARMUP else \
+                lr * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * (p - WARMUP) / (1 - WARMUP))))
             for group in opt.param_groups:
-                group["lr"] = lr
+                group["lr"] = rate
             u, loss = x[idx], 0.0
             if input_noise:
                 u = u + input_noise * torch.randn_like(u)

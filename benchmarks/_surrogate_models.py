@@ -109,7 +109,8 @@ def train_all(case: Any, st: Any, traj: np.ndarray, scheme: Any, device: str,
                 out[model] = (None, {"skipped": reason})
                 continue
             recipe = {"rollout": options.get("rollout_steps", 1), "input_noise": options.get("input_noise", 0.0),
-                      "pushforward": options.get("pushforward") is not False}  # the pure model's (None: True)
+                      "pushforward": options.get("pushforward") is not False,  # the pure model's (None: True)
+                      "lr": options.get("lr", 1e-3)}
             step, info = train_fno(traj, budget=budget, device=device, patience=PATIENCE, **recipe)
             info["model"] = {"modes": 16, "width": 32, **recipe}
         else:
