@@ -97,6 +97,7 @@ def train_all(case: Any, st: Any, traj: np.ndarray, scheme: Any, device: str,
         ``{model: (step or None, info)}``; a skipped model has ``step`` None and ``info["skipped"]`` saying why.
     """
     import gridvit
+    from gridvit.config import TrainConfig
 
     ds = as_dataset(case, traj)
     options = gridvit_options(case.model, st, device, budget)
@@ -110,7 +111,7 @@ def train_all(case: Any, st: Any, traj: np.ndarray, scheme: Any, device: str,
                 continue
             recipe = {"rollout": options.get("rollout_steps", 1), "input_noise": options.get("input_noise", 0.0),
                       "pushforward": options.get("pushforward") is not False,  # the pure model's (None: True)
-                      "lr": options.get("lr", 1e-3)}
+                      "lr": options.get("lr", TrainConfig.lr)}
             step, info = train_fno(traj, budget=budget, device=device, patience=PATIENCE, **recipe)
             info["model"] = {"modes": 16, "width": 32, **recipe}
         else:

@@ -33,8 +33,8 @@ For each PDE (heat, 2-D viscous Burgers, 2-D Navier–Stokes in vorticity form, 
   ``pure`` (``gridvit.train``); ``corrected`` (``gridvit.train(ds, solver=scheme)``: the network corrects
   ``k`` steps of the PDE's cheapest scheme that is stable on the training data at ``N²``, ``dt = Δt / k``
   at 0.9 of its limit; the *bare coarse* scheme alone is reported beside it); ``peer`` (neuraloperator's
-  FNO, modes 16², width 32, residual, trained like gridvit with the pure model's recipe; skipped with a note without the ``bench``
-  extra). All are rolled out with ``step(u)`` (the solvers' ``(B, C, H, W)`` signature).
+  FNO, modes 16², width 32, residual, trained like gridvit with the pure model's recipe; skipped with a
+  note without the ``bench`` extra). All are rolled out with ``step(u)`` (the solvers' ``(B, C, H, W)`` signature).
 - **Errors**: nRMSE (PDEBench: ``‖pred − ref‖₂ / ‖ref‖₂`` per sample and channel, averaged) at three
   horizons ``T1 < T2 < T3``.
 - **Wall time**: the whole batch of test trajectories advanced together (batch = test trajectories),

@@ -145,10 +145,9 @@ class Trainer:
         sur.model.to(self.device)
         sur.model.activation_checkpointing = cfg.activation_checkpointing
         self.amp = self.device.type == "cuda"  # bf16 autocast on CUDA (float32 master weights and loss)
-        # fused: one kernel for every parameter (CPU and CUDA); the per-tensor loop cost ~6× as much per step
-        fused = self.device.type in ("cpu", "cuda")
+        # fused (CPU, CUDA): one kernel for every parameter; the per-tensor loop took ~6× as long per step
         self.opt = torch.optim.AdamW(sur.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay,
-                                     fused=fused or None)
+                                     fused=self.device.type in ("cpu", "cuda") or None)
         self.weights = torch.as_tensor(prep.spec.grid.area_weights(), dtype=torch.float32, device=self.device)
         self.valid = torch.as_tensor(prep.normaliser.valid, device=self.device)  # (C, H, W)
         self.n_batches = math.ceil(len(prep.windows("train")) / cfg.batch_size)

@@ -16,7 +16,8 @@ from torch import nn
 
 
 def pad_grid(x: torch.Tensor, periodic: tuple[bool, bool], n: int = 1) -> torch.Tensor:
-    """Pad (B, C, H, W) by ``n`` cells on every side: wrap along periodic axes, repeat the edge otherwise."""
+    """Pad (B, C, H, W) by ``n`` cells (at most the axis length) on every side: wrap along periodic axes,
+    repeat the edge otherwise."""
     for dim, wrap in ((-2, periodic[0]), (-1, periodic[1])):
         size = x.shape[dim]
         if wrap:
