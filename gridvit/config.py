@@ -38,6 +38,12 @@ class TrainConfig:
         input_noise: standard deviation (normalised units) of Gaussian noise added to the training inputs,
             so the model learns to correct the small errors a rollout feeds back (Sanchez-Gonzalez et al.
             2020); 0 turns it off. Validation sees clean inputs.
+        random_shift: translation augmentation: each training window is rolled by a random offset along
+            every periodic axis of a plane grid (inputs and targets alike), so the model learns the shift
+            equivariance of periodic, homogeneous dynamics at every offset, not only whole patches. Only
+            for planes with a periodic axis, no static fields, no masked cells and no ``linear_base`` (each
+            ties the data to fixed cells); a forced solver must be homogeneous along the shifted axes too.
+            Validation sees unshifted windows.
         dim, depth, heads, mlp_ratio, bias, decoder, decoder_width: the ViT (see :class:`gridvit.model.ModelConfig`).
         epochs: passes over the training windows; time_budget: seconds of training (whichever ends first;
             neither given → 20 epochs).
@@ -74,6 +80,7 @@ class TrainConfig:
     linear_base: bool = False
     pushforward: bool | None = None
     input_noise: float = 0.0
+    random_shift: bool = False
     patch: int | None = None
     dim: int = 128
     depth: int = 4
@@ -125,6 +132,11 @@ class TrainConfig:
             raise TypeError(f"linear_base must be True or False, got {self.linear_base!r}")
         if self.pushforward is not None and not isinstance(self.pushforward, bool):
             raise TypeError(f"pushforward must be True, False or None, got {self.pushforward!r}")
+        if not isinstance(self.random_shift, bool):
+            raise TypeError(f"random_shift must be True or False, got {self.random_shift!r}")
+        if self.random_shift and self.linear_base:
+            raise ValueError("random_shift cannot be combined with linear_base: the base's per-cell fit is tied to "
+                             "unshifted cells")
         if not isinstance(self.activation_checkpointing, bool):
             raise TypeError(f"activation_checkpointing must be True or False, got {self.activation_checkpointing!r}")
         if self.time_budget is not None and not (_number(self.time_budget) and self.time_budget > 0):

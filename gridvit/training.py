@@ -118,6 +118,8 @@ def build_surrogate(prep: Prepared, cfg: TrainConfig, *, solver: Any = None) -> 
         k = substeps_for(solver, prep.spec, lead=cfg.lead, channels=len(prep.spec.channels))
         fresh = solver.with_dt(solver.dt)  # its own constant cache (one built under inference_mode cannot train)
         step = SolverStep(fresh, k, prep.normaliser.mean, prep.normaliser.std)
+    if cfg.random_shift:
+        _check_shiftable(prep)
     history = cfg.history + (step is not None)  # S^k(u) enters as one more (the last) input state
     mcfg = ModelConfig(history=history, channels=len(prep.spec.channels), extra_channels=n_static + len(forcings),
                        patch=cfg.patch or auto_patch(prep.spec.grid.shape), dim=cfg.dim, depth=cfg.depth,
@@ -128,6 +130,37 @@ def build_surrogate(prep: Prepared, cfg: TrainConfig, *, solver: Any = None) -> 
     torch.manual_seed(cfg.seed)
     return Surrogate(GridViT(mcfg), config=cfg, spec=prep.spec, normaliser=prep.normaliser, static=prep.static,
                      static_names=prep.static_names, forcing_names=forcings, solver=step)
+
+
+def _check_shiftable(prep: Prepared) -> None:
+    """ValueError unless ``random_shift`` keeps the data's meaning: a plane with a periodic axis, no static
+    fields, no masked cells."""
+    grid = prep.spec.grid
+    if grid.kind != "plane" or not any(grid.periodic):
+        raise ValueError("random_shift needs a plane grid with a periodic axis (a shift is a symmetry only "
+                         f"there); this grid is a {grid.kind} with periodic (y, x) = {grid.periodic}")
+    if prep.static is not None:
+        raise ValueError("random_shift cannot be used with static fields: they tie the data to fixed cells")
+    if not np.all(prep.normaliser.valid):
+        raise ValueError("random_shift cannot be used on data with masked (never finite) cells")
+
+
+def random_shifts(tensors: list[torch.Tensor], periodic: tuple[bool, bool]) -> list[torch.Tensor]:
+    """Roll each sample of every tensor (B, ..., H, W) by one random offset per periodic axis, the same
+    offset for a sample across the tensors (inputs and targets move together)."""
+    b, (h, w) = tensors[0].shape[0], tensors[0].shape[-2:]
+    device = tensors[0].device
+    out = list(tensors)
+    for axis, (n, wraps) in zip((-2, -1), zip((h, w), periodic)):
+        if not wraps:
+            continue
+        offset = torch.randint(n, (b, 1), device=device)
+        index = (torch.arange(n, device=device) - offset) % n  # (B, n): source cell of each target cell
+        for i, t in enumerate(out):
+            view = [b] + [1] * (t.dim() - 1)
+            view[axis] = n
+            out[i] = t.gather(axis, index.view(view).expand_as(t))
+    return out
 
 
 class Trainer:
@@ -320,6 +353,8 @@ class Trainer:
             valid = self.valid.repeat(self.cfg.history, 1, 1)  # (T*C, H, W)
             states = states + self.cfg.input_noise * torch.randn_like(states) * valid
         y, valid = batch["y"].to(self.device), batch["valid"].to(self.device)  # (B, K, C, H, W)
+        if self.cfg.random_shift and self.sur.model.training:
+            states, y, valid = random_shifts([states, y, valid], self.prep.spec.grid.periodic)
         k_steps = steps or y.shape[1]
         detach = self.cfg.pushforward if self.cfg.pushforward is not None else self.sur.solver is None
         lead = {"lead": batch["lead"].to(self.device)} if "lead" in batch else {}  # lead-conditioned windows

@@ -163,7 +163,8 @@ def test_peer_fno_trains_and_steps_in_physical_units():
     x, y = _peer_fno.windows(traj, rollout=2)
     assert x.shape == (4 * 3, 2, 16, 16) and y.shape == (4 * 3, 2, 2, 16, 16)
     np.testing.assert_array_equal(y[1, 0], traj[0, 2])
-    step, info = _peer_fno.train_fno(traj, budget=1.0, rollout=2, device="cpu", pushforward=False, input_noise=0.05)
+    step, info = _peer_fno.train_fno(traj, budget=1.0, rollout=2, device="cpu", pushforward=False, input_noise=0.05,
+                                     random_shift=True)
     assert info["epochs"] >= 1 and 0.5e6 < info["parameters"] < 0.7e6
     with torch.no_grad():
         out = step(torch.tensor(traj[:, 0]))
