@@ -6,7 +6,9 @@ embedding; about 0.6 M parameters for two channels) as a residual one-step map i
 network differs: the same trajectories, the same sample split (the last ``val_fraction`` of the samples
 validate), per-channel mean/std normalisation from the training split, the pure surrogate's ``rollout_steps``
 unrolled MSE, ``pushforward`` (each step's input the detached previous prediction, or backpropagation
-through the unroll), ``input_noise`` and learning rate (default 1e-3), AdamW (weight decay 1e-4, the
+through the unroll), ``input_noise``, ``random_shift`` (each window rolled by a random periodic offset: the
+grid positional embedding makes the FNO not shift-equivariant, so it gains from the augmentation as gridvit
+does) and learning rate (default 1e-3), AdamW (weight decay 1e-4, the
 multi-tensor update) with 5 % linear
 warm-up then cosine decay over the time budget, gradient clipping at 1, batch 8, validation every epoch
 with early stopping (best weights kept), wall-clock budget including validation; float32 on every device
@@ -49,16 +51,18 @@ def windows(traj: np.ndarray, rollout: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def train_fno(traj: np.ndarray, *, budget: float, rollout: int, device: str, pushforward: bool = True,
-              input_noise: float = 0.0, lr: float = LR, seed: int = 0, val_fraction: float = 0.1,
+              input_noise: float = 0.0, random_shift: bool = False, lr: float = LR, seed: int = 0, val_fraction: float = 0.1,
               patience: int = 20) -> tuple[Callable[[torch.Tensor], torch.Tensor], dict]:
     """Train the residual FNO on (S, T, C, H, W) trajectories for ``budget`` seconds (``rollout``,
-    ``pushforward``, ``input_noise``, ``lr``, ``val_fraction``, ``patience``: as ``gridvit.train``'s options).
+    ``pushforward``, ``input_noise``, ``random_shift``, ``lr``, ``val_fraction``, ``patience``: as ``gridvit.train``'s options).
 
     Returns:
         ``step(u: (B, C, H, W)) -> (B, C, H, W)`` in physical units (the solvers' signature), and
         ``{"parameters", "epochs", "train_s", "best_val"}``.
     """
     from neuralop.models import FNO
+
+    from gridvit.training import random_shifts
 
     n_val = int(round(traj.shape[0] * val_fraction))
     train, val = traj[:traj.shape[0] - n_val], traj[traj.shape[0] - n_val:]
@@ -82,12 +86,14 @@ def train_fno(traj: np.ndarray, *, budget: float, rollout: int, device: str, pus
                 lr * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * (p - WARMUP) / (1 - WARMUP))))
             for group in opt.param_groups:
                 group["lr"] = rate
-            u, loss = x[idx], 0.0
+            u, target, loss = x[idx], y[idx], 0.0  # (B, C, H, W), (B, K, C, H, W)
+            if random_shift:
+                u, target = random_shifts([u, target], (True, True))
             if input_noise:
                 u = u + input_noise * torch.randn_like(u)
             for k in range(rollout):
                 u = u + net(u)  # (B, C, H, W)
-                loss = loss + torch.mean((u - y[idx, k]) ** 2) / rollout
+                loss = loss + torch.mean((u - target[:, k]) ** 2) / rollout
                 if pushforward:
                     u = u.detach()
             opt.zero_grad(set_to_none=True)

@@ -110,6 +110,7 @@ def train_all(case: Any, st: Any, traj: np.ndarray, scheme: Any, device: str,
                 out[model] = (None, {"skipped": reason})
                 continue
             recipe = {"rollout": options.get("rollout_steps", 1), "input_noise": options.get("input_noise", 0.0),
+                      "random_shift": options.get("random_shift", False),
                       "pushforward": options.get("pushforward") is not False,  # the pure model's (None: True)
                       "lr": options.get("lr", TrainConfig.lr)}
             step, info = train_fno(traj, budget=budget, device=device, patience=PATIENCE, **recipe)
