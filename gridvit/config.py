@@ -44,7 +44,7 @@ class TrainConfig:
             for planes with a periodic axis, no static fields, no masked cells and no ``linear_base`` (each
             ties the data to fixed cells); a forced solver must be homogeneous along the shifted axes too.
             Validation sees unshifted windows.
-        dim, depth, heads, mlp_ratio, bias, decoder, decoder_width: the ViT (see :class:`gridvit.model.ModelConfig`).
+        dim, depth, heads, mlp_ratio, bias, decoder, decoder_width, stem_width: the ViT (see :class:`gridvit.model.ModelConfig`).
         epochs: passes over the training windows; time_budget: seconds of training (whichever ends first;
             neither given → 20 epochs).
         batch_size, lr, weight_decay, warmup, grad_clip: AdamW with linear warm-up (fraction of training)
@@ -89,6 +89,7 @@ class TrainConfig:
     bias: str = "alibi"
     decoder: str = "linear"
     decoder_width: int = 32
+    stem_width: int = 0
     epochs: int | None = None
     time_budget: float | None = None
     batch_size: int = 8
@@ -116,8 +117,10 @@ class TrainConfig:
         for name in ("patch", "epochs"):
             if getattr(self, name) is not None:
                 _positive_int(name, getattr(self, name))
-        if isinstance(self.num_workers, bool) or not isinstance(self.num_workers, int) or self.num_workers < 0:
-            raise ValueError(f"num_workers must be an int >= 0, got {self.num_workers!r}")
+        for name in ("num_workers", "stem_width"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(f"{name} must be an int >= 0, got {value!r}")
         if self.leads is not None:
             self.leads = _leads(self.leads)
             if self.lead not in (1, self.leads[0]):

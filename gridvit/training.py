@@ -124,7 +124,7 @@ def build_surrogate(prep: Prepared, cfg: TrainConfig, *, solver: Any = None) -> 
     mcfg = ModelConfig(history=history, channels=len(prep.spec.channels), extra_channels=n_static + len(forcings),
                        patch=cfg.patch or auto_patch(prep.spec.grid.shape), dim=cfg.dim, depth=cfg.depth,
                        heads=cfg.heads, mlp_ratio=cfg.mlp_ratio, bias=cfg.bias, attention=cfg.attention,
-                       decoder=cfg.decoder, decoder_width=cfg.decoder_width,
+                       decoder=cfg.decoder, decoder_width=cfg.decoder_width, stem_width=cfg.stem_width,
                        leads=None if cfg.leads is None else tuple(cfg.leads),
                        cell_linear=tuple(prep.spec.grid.shape) if cfg.linear_base else None)
     torch.manual_seed(cfg.seed)

@@ -106,3 +106,37 @@ def test_skip_decoder_model_saves_and_loads_bit_identically(tmp_path):
     assert (back.model.cfg.decoder, back.model.cfg.decoder_width) == ("conv_skip", 6)
     xr_a, xr_b = sur.rollout(ds.isel(time=slice(0, 4)), steps=2), back.rollout(ds.isel(time=slice(0, 4)), steps=2)
     np.testing.assert_array_equal(xr_a["t2m"].values, xr_b["t2m"].values)
+
+
+def test_conv_stem_keeps_persistence_at_start_and_feeds_the_tokens():
+    cfg = ModelConfig(history=1, channels=1, patch=4, dim=16, depth=1, heads=2, decoder="linear", stem_width=3)
+    torch.manual_seed(3)
+    model = GridViT(cfg)
+    assert model.embed.in_features == 4 * 4 * (1 + 3)  # raw inputs and the stem's features per cell
+    x = torch.randn(2, 1, 8, 8)
+    torch.testing.assert_close(model(x, _plane(8, 8)), x)  # zero head: the last state
+    torch.nn.init.normal_(model.head.weight, std=0.1)
+    with torch.no_grad():
+        model.embed.weight[:, : 4 * 4] = 0.0  # cut the raw inputs: only the stem carries the fields
+    probe = torch.randn(1, 1, 8, 8, requires_grad=True)
+    model(probe, _plane(8, 8))[0, 0, 0, 0].backward()  # a cell of patch (0, 0)
+    assert (probe.grad.abs()[0, 0] > 0).all()  # every cell still reaches it: through the stem, then attention
+
+
+def test_conv_stem_width_is_validated_and_saved(tmp_path):
+    import gridvit
+    from gridvit.examples import toy_climate
+
+    with pytest.raises(ValueError, match="stem_width"):
+        ModelConfig(stem_width=-1)
+    with pytest.raises(ValueError, match="stem_width"):
+        gridvit.TrainConfig(stem_width=1.5)
+    ds = toy_climate(n_time=16, shape=(8, 16), seed=0)
+    sur = gridvit.train(ds, epochs=1, dim=16, depth=1, heads=2, patch=4, batch_size=4, progress=False,
+                        stem_width=5, seed=0)
+    assert sur.model.stem.conv2.out_channels == 5
+    sur.save(tmp_path / "m.gvt")
+    back = gridvit.load(tmp_path / "m.gvt")
+    assert back.model.cfg.stem_width == 5
+    a, b = sur.rollout(ds.isel(time=slice(0, 4)), steps=2), back.rollout(ds.isel(time=slice(0, 4)), steps=2)
+    np.testing.assert_array_equal(a["t2m"].values, b["t2m"].values)

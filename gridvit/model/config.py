@@ -39,6 +39,9 @@ class ModelConfig:
             convolution also seeing the input fields cell by cell: a U-Net-style skip, so cell-scale stencils
             need not pass through the patch tokens).
         decoder_width: F, features per cell of the conv decoder.
+        stem_width: S > 0 puts a convolutional stem before the patch embedding (Xiao et al. 2021, "Early
+            convolutions help transformers see better"): two 3×3 convolutions with GELUs make S features per
+            cell, padded as the grid continues, and each patch token embeds them beside the raw inputs. 0: none.
         attention: ``"flex"`` (FlexAttention on CUDA with the bias computed in the kernel from token
             coordinates, O(N) memory; fused SDPA with the dense bias elsewhere, as FlexAttention has no CPU
             backward; an error on a CUDA torch without FlexAttention), ``"auto"`` (the same above
@@ -72,6 +75,7 @@ class ModelConfig:
     block_sparse: bool = True
     decoder: str = "linear"
     decoder_width: int = 32
+    stem_width: int = 0
     leads: tuple[int, ...] | None = None
     cell_linear: tuple[int, int] | None = None
 
@@ -80,8 +84,10 @@ class ModelConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"ModelConfig.{name} must be a positive int, got {value!r}")
-        if isinstance(self.extra_channels, bool) or not isinstance(self.extra_channels, int) or self.extra_channels < 0:
-            raise ValueError(f"ModelConfig.extra_channels must be an int >= 0, got {self.extra_channels!r}")
+        for name in ("extra_channels", "stem_width"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(f"ModelConfig.{name} must be an int >= 0, got {value!r}")
         if self.dim % self.heads:
             raise ValueError(f"ModelConfig.dim ({self.dim}) must be divisible by heads ({self.heads})")
         if not self.mlp_ratio > 0:

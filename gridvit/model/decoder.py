@@ -45,3 +45,17 @@ class ConvRefine(nn.Module):
             x = torch.cat([x, skip.to(x.dtype)], dim=1)  # (B, F + skip, H, W)
         x = F.gelu(self.conv1(pad_grid(x, periodic)))  # (B, F, H, W)
         return self.conv2(pad_grid(x, periodic))  # (B, C, H, W)
+
+
+class ConvStem(nn.Module):
+    """Two 3×3 convolutions with GELUs before the patch embedding: (B, F_in, H, W) -> (B, S, H, W), padded as
+    the grid continues (the early convolutions of Xiao et al. 2021: cell-scale features for the tokens)."""
+
+    def __init__(self, in_channels: int, width: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_channels, width, 3)
+        self.conv2 = nn.Conv2d(width, width, 3)
+
+    def forward(self, x: torch.Tensor, periodic: tuple[bool, bool]) -> torch.Tensor:
+        x = F.gelu(self.conv1(pad_grid(x, periodic)))  # (B, S, H, W)
+        return F.gelu(self.conv2(pad_grid(x, periodic)))  # (B, S, H, W)

@@ -23,7 +23,7 @@ from gridvit.model.attention import Attention
 from gridvit.model.bias import DistanceBias
 from gridvit.model.config import ModelConfig
 from gridvit.model.cell_linear import CellLinear
-from gridvit.model.decoder import ConvRefine
+from gridvit.model.decoder import ConvRefine, ConvStem
 from gridvit.patches import check_patch, patch_grid_shape, patchify, unpatchify
 
 
@@ -80,7 +80,8 @@ class GridViT(nn.Module):
         self.cfg = cfg
         self.activation_checkpointing = False
         p, d = cfg.patch, cfg.dim
-        self.embed = nn.Linear(p * p * cfg.in_channels, d)
+        self.stem = ConvStem(cfg.in_channels, cfg.stem_width) if cfg.stem_width else None
+        self.embed = nn.Linear(p * p * (cfg.in_channels + cfg.stem_width), d)
         self.pos_embed = None
         if cfg.abs_pos_embed:
             self.pos_embed = nn.Parameter(torch.zeros(1, d, *cfg.pos_grid))  # (1, D, nh, nw)
@@ -148,7 +149,8 @@ class GridViT(nn.Module):
         x = torch.where(torch.isfinite(x), x, torch.zeros((), dtype=x.dtype, device=x.device))
         last = x[:, (cfg.history - 1) * cfg.channels : cfg.history * cfg.channels]  # (B, C, H, W)
 
-        tokens = patchify(x, cfg.patch, grid.periodic)  # (B, N, P*P*(T*C+E))
+        cells = x if self.stem is None else torch.cat([x, self.stem(x, grid.periodic)], dim=1)  # (B, T*C+E+S, H, W)
+        tokens = patchify(cells, cfg.patch, grid.periodic)  # (B, N, P*P*(T*C+E+S))
         z = self.embed(tokens)  # (B, N, D)
         if self.pos_embed is not None:
             z = z + self._pos_embed(patch_grid_shape((h, w), cfg.patch))  # (B, N, D)
