@@ -28,7 +28,8 @@ For each PDE (heat, 2-D viscous Burgers, 2-D Navier–Stokes in vorticity form, 
   resampled spectrally to ``N²``. A candidate that blows up or exceeds its CFL limit is kept in the JSON as
   unstable and left off the front.
 - **Surrogates** (``_surrogate_models.py``), one step Δt = many CFL steps of the coarse scheme, history 1,
-  the case's recipe (``rollout_steps``, learning rate, ``random_shift`` translation augmentation), each trained on the same data for the same budget
+  the case's recipe (``rollout_steps``, learning rate, ``random_shift`` translation augmentation, a conv
+  stem), each trained on the same data for the same budget
   and threads:
   ``pure`` (``gridvit.train``); ``corrected`` (``gridvit.train(ds, solver=scheme)``: the network corrects
   ``k`` steps of the PDE's cheapest scheme that is stable on the training data at ``N²``, ``dt = Δt / k``
@@ -201,10 +202,14 @@ class Case:
 # pure variants in 120 s (pairs): decoder width 32 0.043/0.076/0.142 (and with the shift 0.044/0.078/0.146) at
 # 1.4× the step time; depth 4 with MLP ratio 2 0.043/0.078/0.151; 8 heads 0.047/0.084/0.159; batch 16 at lr 3e-3
 # 0.044/0.079/0.149, batch 32 at 4e-3 0.047/0.084/0.163. None closes the gap to the FNO (it sees 3× fewer samples
-# in the budget and still wins).
+# in the budget and still wins). What does is a convolutional stem (stem_width: two 3×3 convolutions make cell
+# features the patch tokens embed beside the raw fields): NS pure 0.036/0.061/0.112 vs 0.044/0.078/0.150 (pair),
+# stem 32 no better (0.036/0.061/0.116), with decoder "conv" instead of "conv_skip" 0.035/0.062/0.119; Burgers
+# pure 0.070/0.071/0.086; NS correction with stem 8 0.0072/0.013/0.029 and 16 0.0069/0.012/0.028 (vs
+# 0.0089/0.015/0.036), Burgers correction with stem 8 0.037/0.041/0.048 (vs 0.038/0.043/0.051).
 _SMALL_GRID = {"patch": 4, "decoder": "conv_skip", "decoder_width": 16, "dim": 64, "depth": 3, "heads": 4,
-               "rollout_steps": 1, "lr": 2e-3, "random_shift": True}
-_LEAN = {"depth": 2, "decoder_width": 8}  # the corrected surrogates' changes
+               "rollout_steps": 1, "lr": 2e-3, "random_shift": True, "stem_width": 16}
+_LEAN = {"depth": 2, "decoder_width": 8, "stem_width": 8}  # the corrected surrogates' changes
 CASES = {  # heat's coarse candidates leave out the spectral propagator: it is exact for these fields
     "heat": Case("heat", 1.0, {"diffusivity": 0.01}, {"k_max": 8.0}, "spectral", 0.02, (2, 5, 10), 12,
                  ("ftcs", "crank_nicolson"), {"patch": 4, "decoder": "conv_skip", "decoder_width": 16, "dim": 64,
