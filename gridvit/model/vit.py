@@ -8,6 +8,7 @@ N patches, D width, h heads)::
       -> unpatchify + crop (B, C, H, W) = delta;  output = last state + delta
     decoder="conv": head (B, N, P*P*F) -> unpatchify (B, F, H, W) -> 2 × conv 3×3 (B, C, H, W) = delta
     decoder="conv_skip": the same, x concatenated to the features before the first conv (B, F+T*C+E, H, W)
+    stem_width=S: x -> 2 × conv 3×3 (B, S, H, W), concatenated to x before patchify (B, N, P*P*(T*C+E+S))
 """
 
 from __future__ import annotations
