@@ -51,10 +51,11 @@ def windows(traj: np.ndarray, rollout: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def train_fno(traj: np.ndarray, *, budget: float, rollout: int, device: str, pushforward: bool = True,
-              input_noise: float = 0.0, random_shift: bool = False, lr: float = LR, seed: int = 0, val_fraction: float = 0.1,
-              patience: int = 20) -> tuple[Callable[[torch.Tensor], torch.Tensor], dict]:
+              input_noise: float = 0.0, random_shift: bool = False, lr: float = LR, seed: int = 0,
+              val_fraction: float = 0.1, patience: int = 20) -> tuple[Callable[[torch.Tensor], torch.Tensor], dict]:
     """Train the residual FNO on (S, T, C, H, W) trajectories for ``budget`` seconds (``rollout``,
-    ``pushforward``, ``input_noise``, ``random_shift``, ``lr``, ``val_fraction``, ``patience``: as ``gridvit.train``'s options).
+    ``pushforward``, ``input_noise``, ``random_shift``, ``lr``, ``val_fraction``, ``patience``: as
+    ``gridvit.train``'s options).
 
     Returns:
         ``step(u: (B, C, H, W)) -> (B, C, H, W)`` in physical units (the solvers' signature), and

@@ -44,7 +44,8 @@ class TrainConfig:
             for planes with a periodic axis, no static fields, no masked cells and no ``linear_base`` (each
             ties the data to fixed cells); a forced solver must be homogeneous along the shifted axes too.
             Validation sees unshifted windows.
-        dim, depth, heads, mlp_ratio, bias, decoder, decoder_width, stem_width: the ViT (see :class:`gridvit.model.ModelConfig`).
+        dim, depth, heads, mlp_ratio, bias, decoder, decoder_width, stem_width: the ViT (see
+            :class:`gridvit.model.ModelConfig`).
         epochs: passes over the training windows; time_budget: seconds of training (whichever ends first;
             neither given → 20 epochs).
         batch_size, lr, weight_decay, warmup, grad_clip: AdamW with linear warm-up (fraction of training)

@@ -9,6 +9,7 @@ import gridvit
 from gridvit import TrainConfig
 from gridvit.examples import toy_climate
 from gridvit.solvers import simulate
+from gridvit import training
 from gridvit.training import random_shifts
 
 
@@ -54,15 +55,26 @@ def test_random_shift_is_refused_where_a_shift_is_not_a_symmetry():
     with pytest.raises(ValueError, match="random_shift needs a plane grid with a periodic axis.*sphere"):
         gridvit.train(toy_climate(n_time=16, shape=(8, 16), seed=0), **opts)
     ds = _plane_data()
+    plain = dict(climatology=None, calendar=False, **opts)
+    with pytest.raises(ValueError, match=r"periodic axis.*plane with periodic \(y, x\) = \(False, False\)"):
+        gridvit.train(ds, periodic=False, **plain)
     static = ds["u"].isel(sample=0, time=0, drop=True).rename("orography")
     with pytest.raises(ValueError, match="static fields"):
-        gridvit.train(ds, static=static, climatology=None, calendar=False, **opts)
+        gridvit.train(ds, static=static, **plain)
+    masked = ds.copy(deep=True)
+    masked["u"][:, :, 0, 0] = float("nan")  # one cell never finite: a mask ties the data to fixed cells
+    with pytest.raises(ValueError, match="masked"):
+        gridvit.train(masked, **plain)
 
 
-def test_random_shift_reaches_training_and_leaves_validation_alone():
+def test_random_shift_reaches_training_and_leaves_validation_alone(monkeypatch):
     ds = _plane_data()
     opts = dict(epochs=2, dim=16, depth=1, heads=2, patch=4, batch_size=4, progress=False, seed=0, history=1,
                 climatology=None, calendar=False)
-    plain, shifted = gridvit.train(ds, **opts), gridvit.train(ds, random_shift=True, **opts)
+    plain = gridvit.train(ds, **opts)
+    calls = []
+    monkeypatch.setattr(training, "random_shifts", lambda t, p: calls.append(len(t[0])) or random_shifts(t, p))
+    shifted = gridvit.train(ds, random_shift=True, **opts)
     assert not torch.equal(plain.model.embed.weight, shifted.model.embed.weight)
-    assert plain.history.val_loss.notnull().all() and shifted.history.val_loss.notnull().all()
+    assert shifted.history.val_loss.notnull().all()  # there was a validation split
+    assert sum(calls) == int(shifted.history.samples[-1])  # every training window shifted once, no validation one
