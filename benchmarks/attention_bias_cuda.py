@@ -6,21 +6,27 @@ global lat-lon grids, batch 4 (the 0.25° grid: batch 1), for:
 - ``flash``: ``bias="none"``, SDPA (flash kernel) — the baseline of every ratio;
 - ``flex-unbiased``: ``bias="none"`` through FlexAttention without ``score_mod`` (the Flex kernel's own cost);
 - ``dense-sdpa``: ALiBi as a dense (1, h, N, N) ``attn_mask`` to SDPA (``attention="sdpa"``);
-- ``flex-table``: ALiBi read from the dense table in FlexAttention's ``score_mod``;
+- ``flex-dense``: ALiBi read from the dense (h, N, N) table in FlexAttention's ``score_mod``;
 - ``flex-coords``: ALiBi computed in the kernel from O(N) token coordinates, every block;
-- ``flex-coords-mask``: the same with the per-head block mask (the ``attention="auto"`` default on CUDA);
+- ``flex-coords-mask``: the same with the per-head block mask (the ``attention="flex"`` path on CUDA);
 - ``learnable``: learnable slopes on the default path (coordinates + block mask, slopes' gradient from one
   more Flex forward); ``learnable-dense``: learnable slopes on the dense SDPA path.
+
+Before those, the attention op alone (forward, and forward + backward; B 4, 8 heads of 32, bf16, 16k tokens):
+SDPA flash (also with 4 heads of 64: the same FLOPs), Flex without ``score_mod``, Flex with a 1-D ALiBi
+``score_mod`` (``−w_h |i − j|``: the floor of any bias), with the chord ``|a − b|`` (the floor of any distance
+on the sphere), gridvit's great circle (``flex-coords``, ± mask, learnable slopes) and the arcsine form it
+replaced (``flex-asin-mask``): where the time goes.
 
 Per configuration: 3 warm-up steps (the first compiles; its time is recorded), then 10 timed steps
 (synchronised wall clock; the 0.25° grid 2 + 5): medians, peak memory of the timed steps, model TFLOP/s
 (3 × forward FLOPs, attention 4·B·N²·D per layer, counted dense also where blocks are skipped) and MFU
 against the card's measured bf16 matmul rate. Ratios divide by ``flash`` of the same size in the same run.
 Each configuration runs in try/except (out of memory is recorded as ``oom``, other failures as ``error``).
-They run in priority order — the default paths at 16k and 8k tokens and the 0.25° grid, a float32 check of
-the compiled Flex path (forward, q and slope gradients) against the dense bias on 512 tokens, the other
-paths at 16k and 8k, 2k, 32k, extras — and none starts after ``--budget-s`` seconds, so the results are
-written whatever the time allows.
+They run in priority order — the attention op alone, a float32 check of the compiled Flex path (forward,
+q and slope gradients) against the dense bias on 512 tokens, the default paths at 16k and 8k tokens and the
+0.25° grid, 2k, 32k, extras — and none starts after ``--budget-s`` seconds, so the results are written
+whatever the time allows.
 
     python benchmarks/attention_bias.py --device cuda                 # ≤ ~4 min on one H100/H200; writes results/
     python benchmarks/attention_bias_cuda.py --budget-s 120           # the same, stopping earlier
@@ -33,7 +39,9 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import gc
+import math
 import statistics
 import sys
 import time
@@ -60,20 +68,21 @@ VARIANTS = {  # name: (bias, attention, block_sparse, model class)
     "flash": ("none", "sdpa", False, "GridViT"),
     "flex-unbiased": ("none", "flex", False, "UnbiasedFlexGridViT"),
     "dense-sdpa": ("alibi", "sdpa", False, "GridViT"),
-    "flex-table": ("alibi", "flex", False, "TableGridViT"),
+    "flex-dense": ("alibi", "flex", False, "DenseTableGridViT"),
     "flex-coords": ("alibi", "flex", False, "GridViT"),
     "flex-coords-mask": ("alibi", "flex", True, "GridViT"),
     "learnable": ("learnable", "flex", True, "GridViT"),
     "learnable-dense": ("learnable", "sdpa", False, "GridViT"),
 }
-ALL = ["flash", "flex-coords-mask", "learnable", "flex-coords", "flex-unbiased", "dense-sdpa", "flex-table"]
-PLAN = (  # priority order: the goals first; "check" is the float32 Flex-vs-dense correctness check
-    [("16k", v) for v in ALL[:4]] + [("8k", v) for v in ALL[:4]]
-    + [("0.25deg", "flash"), ("0.25deg", "flex-coords-mask"), ("check", "")]
-    + [("16k", v) for v in ALL[4:]] + [("8k", v) for v in ALL[4:]] + [("2k", v) for v in ALL if v != "flex-unbiased"]
-    + [("32k", v) for v in ("flash", "flex-coords-mask", "learnable")]
-    + [("0.25deg", "learnable"), ("8k", "learnable-dense"), ("32k", "flex-coords")]
+ALL = ["flash", "flex-coords-mask", "learnable", "flex-coords", "dense-sdpa", "flex-unbiased", "flex-dense"]
+PLAN = (  # priority order: the goals first; "kernel" times the attention op alone, "check" is the float32 check
+    [("kernel", ""), ("check", "")] + [("16k", v) for v in ALL[:5]] + [("8k", v) for v in ALL[:5]]
+    + [("0.25deg", "flash"), ("0.25deg", "flex-coords-mask"), ("0.25deg", "learnable")]
+    + [("2k", v) for v in ALL[:5]] + [("32k", v) for v in ("flash", "flex-coords-mask", "learnable")]
+    + [("16k", v) for v in ALL[5:]] + [("8k", v) for v in ALL[5:]] + [("8k", "learnable-dense")]
 )
+KERNELS = ["sdpa", "sdpa-d64", "flex-none", "flex-trivial", "flex-chord-mask", "flex-coords", "flex-coords-mask",
+           "flex-coords-learnable", "flex-asin-mask"]
 ORDER = {name: i for i, name in enumerate(SIZES)}
 
 
@@ -87,11 +96,32 @@ def global_grid(nlat: int, nlon: int) -> Grid:
     return Grid("sphere", lat, np.arange(nlon) * 360.0 / nlon, periodic_x=True)
 
 
-class TableGridViT(GridViT):
+class DenseTableGridViT(GridViT):
     """GridViT whose Flex path reads the dense (1, h, N, N) bias table (the pre-coordinates layout)."""
 
     def _biases(self, grid, z, *, dense):
         return super()._biases(grid, z, dense=True)
+
+
+def reference_score_mod(td, form: str):
+    """``score − w_h r`` with r the chord ``|a − b|`` (``"chord"``) or the central angle from arcsines
+    (``"asin"``, gridvit's form before the polynomial one) — kernel timings only."""
+    coords, weights = td.coords, td.weights
+
+    def score_mod(score, b, hh, q_idx, kv_idx):
+        a, c = tuple(x[q_idx] for x in coords), tuple(x[kv_idx] for x in coords)
+        minus = sum((x - y) * (x - y) for x, y in zip(a, c))
+        if form == "chord":
+            return score - weights[hh] * torch.sqrt(minus)
+        plus = sum((x + y) * (x + y) for x, y in zip(a, c))
+        dot = sum(x * y for x, y in zip(a, c))
+        near, far = minus < 1.0, plus < 1.0
+        chord = torch.sqrt(torch.where(near, minus, plus)) * 0.5
+        t = torch.asin(torch.clamp(torch.where(near | far, chord, dot), min=-0.5, max=0.5))
+        r = torch.where(near, 2.0 * t, torch.where(far, math.pi - 2.0 * t, 0.5 * math.pi - t))
+        return score - weights[hh] * r
+
+    return score_mod
 
 
 class UnbiasedFlexGridViT(GridViT):
@@ -198,6 +228,110 @@ def time_config(size: str, variant: str, args) -> dict:
             "mfu": flops / med / args.rate, "skipped_blocks": skipped_blocks(model, grid, dev)}
 
 
+def kernel_ops(args) -> dict:
+    """The attention op of each :data:`KERNELS` variant at the 16k size: name -> (fn(q, k, v), heads, head dim)."""
+    from gridvit.model.attention import _flex_fn, _flex_token_distance
+    from gridvit.model.bias import DistanceBias
+
+    dev, m = args.device, args.model
+    h, w, _ = args.sizes["16k"]
+    grid = _GRIDS.setdefault((h, w), global_grid(h, w))
+    heads, d = m["heads"], m["dim"] // m["heads"]
+    dtype = torch.bfloat16 if dev.type == "cuda" else torch.float32
+    td = DistanceBias(heads=heads, layers=1).to(dev).token_distances(grid, m["patch"], device=dev, dtype=dtype)[0]
+    learn = dataclasses.replace(td, weights=td.weights.detach().clone().requires_grad_())
+    flex, compile = _flex_fn(dev.type == "cuda"), dev.type == "cuda"
+    weights = td.weights
+
+    def trivial(score, b, hh, q_idx, kv_idx):
+        return score - weights[hh] * torch.abs(q_idx - kv_idx)
+
+    def dist(bias):
+        return lambda q, k, v: _flex_token_distance(q, k, v, bias, compile=compile)
+
+    def reference(form):
+        score_mod = reference_score_mod(td, form)
+        return lambda q, k, v: flex(q, k, v, score_mod=score_mod, block_mask=td.block_mask)
+
+    return {
+        "sdpa": (F.scaled_dot_product_attention, heads, d),
+        "sdpa-d64": (F.scaled_dot_product_attention, heads // 2, 2 * d),
+        "flex-none": (lambda q, k, v: flex(q, k, v), heads, d),
+        "flex-trivial": (lambda q, k, v: flex(q, k, v, score_mod=trivial), heads, d),
+        "flex-chord-mask": (reference("chord"), heads, d),
+        "flex-coords": (dist(dataclasses.replace(td, block_mask=None)), heads, d),
+        "flex-coords-mask": (dist(td), heads, d),
+        "flex-coords-learnable": (dist(learn), heads, d),
+        "flex-asin-mask": (reference("asin"), heads, d),
+    }, td
+
+
+def kernel_rows(args) -> list[dict]:
+    """Forward and forward + backward of the attention op alone per :data:`KERNELS` variant (16k size)."""
+    dev = args.device
+    ops, td = kernel_ops(args)
+    h, w, batch = args.sizes["16k"]
+    n = td.tokens
+    dtype = torch.bfloat16 if dev.type == "cuda" else torch.float32
+    rows = []
+    for name in KERNELS:
+        fn, heads, d = ops[name]
+        row = {"variant": name, "tokens": n, "batch": batch, "heads": heads, "head_dim": d}
+        try:
+            gen = torch.Generator(device=dev).manual_seed(0)
+            q, k, v, g = (torch.randn(batch, heads, n, d, device=dev, dtype=dtype, generator=gen) for _ in range(4))
+            q.requires_grad_(), k.requires_grad_(), v.requires_grad_()
+            times = {}
+            t0 = time.perf_counter()
+            fn(q, k, v).backward(g)
+            sync(dev)
+            row["first_s"] = time.perf_counter() - t0
+            for _ in range(args.warmup - 1):
+                fn(q, k, v).backward(g)
+            for key, reps, run in (("fwd", args.repeats, lambda: fn(q, k, v)),
+                                   ("fwd_bwd", args.repeats, lambda: fn(q, k, v).backward(g))):
+                if dev.type == "cuda":
+                    torch.cuda.reset_peak_memory_stats(dev)
+                ts = []
+                for _ in range(reps):
+                    sync(dev)
+                    t0 = time.perf_counter()
+                    run()
+                    sync(dev)
+                    ts.append(time.perf_counter() - t0)
+                times[key] = statistics.median(ts)
+            flops = 4.0 * batch * heads * n * n * d  # forward: q·kᵀ and P·v; backward counted 2.5 × forward
+            row.update(status="ok", fwd_ms=times["fwd"] * 1e3, fwd_bwd_ms=times["fwd_bwd"] * 1e3,
+                       fwd_tflops=flops / times["fwd"] / 1e12, fwd_bwd_tflops=3.5 * flops / times["fwd_bwd"] / 1e12,
+                       peak_gib=(torch.cuda.max_memory_allocated(dev) if dev.type == "cuda" else float("nan")) / 2**30)
+            print(f"  kernel {name:22s} fwd {row['fwd_ms']:8.2f} ms  fwd+bwd {row['fwd_bwd_ms']:8.2f} ms  "
+                  f"{row['fwd_bwd_tflops']:6.1f} TFLOP/s  first {row['first_s']:5.1f} s", flush=True)
+        except Exception as err:  # recorded, and the plan goes on
+            row["status"] = f"error: {type(err).__name__}: {one_line(err)}"
+            print(f"  kernel {name:22s} {row['status']}", flush=True)
+        rows.append(row)
+        gc.collect()
+    base = next((r for r in rows if r["variant"] == "sdpa" and r["status"] == "ok"), None)
+    for r in rows:
+        if base is not None and r["status"] == "ok":
+            r["fwd_ratio"], r["fwd_bwd_ratio"] = r["fwd_ms"] / base["fwd_ms"], r["fwd_bwd_ms"] / base["fwd_bwd_ms"]
+    return rows
+
+
+def kernel_table(rows: list[dict]) -> str:
+    lines = ["| variant | heads × dim | fwd ms | × sdpa | fwd + bwd ms | × sdpa | TFLOP/s (fwd + bwd) | peak GiB |"
+             " first call s |", "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        if r["status"] != "ok":
+            lines.append(f"| {r['variant']} | {r['heads']} × {r['head_dim']} | {r['status']} |" + "  |" * 6)
+            continue
+        lines.append(f"| {r['variant']} | {r['heads']} × {r['head_dim']} | {r['fwd_ms']:.2f} | "
+                     f"{r.get('fwd_ratio', float('nan')):.2f} | {r['fwd_bwd_ms']:.2f} | "
+                     f"{r.get('fwd_bwd_ratio', float('nan')):.2f} | {r['fwd_bwd_tflops']:.1f} | {r['peak_gib']:.2f} | "
+                     f"{r['first_s']:.1f} |")
+    return "\n".join(lines)
+
+
 def token_count(h: int, w: int, patch: int) -> int:
     """N for an H×W grid: patches per axis, the last one padded."""
     return -(-h // patch) * -(-w // patch)
@@ -217,11 +351,15 @@ def skipped_blocks(model: GridViT, grid: Grid, device: torch.device) -> float | 
 def run_plan(args) -> list[dict]:
     """Every planned configuration in priority order, within the time budget."""
     rows, start = [], time.monotonic()
-    args.check = {"status": "skipped (time budget)"}
+    args.check, args.kernels = {"status": "skipped (time budget)"}, []
     for size, variant in PLAN:
         if size == "check":
             if time.monotonic() - start <= args.budget_s:
                 args.check = run_check(args)
+            continue
+        if size == "kernel":
+            if "16k" in args.only and not args.no_kernels:
+                args.kernels = kernel_rows(args)
             continue
         if size not in args.only:
             continue
@@ -377,6 +515,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--warmup", type=int, default=3, help="untimed steps (the first compiles)")
     ap.add_argument("--repeats", type=int, default=10, help="timed steps")
     ap.add_argument("--only", nargs="+", choices=list(SIZES), default=list(SIZES), help="run only these sizes")
+    ap.add_argument("--no-kernels", action="store_true", help="skip the attention-op timings (16k size)")
     ap.add_argument("--smoke", action="store_true", help="tiny model and grids, 1 + 2 steps, nothing written")
     ap.add_argument("--no-write", action="store_true", help="print only; leave benchmarks/results/ alone")
     args = ap.parse_args(argv)
@@ -408,6 +547,8 @@ def main(argv: list[str] | None = None) -> int:
         rows = run_plan(args)
         check = args.check
         total = time.perf_counter() - t_start
+    if args.kernels:
+        print(kernel_table(args.kernels))
     print(table(rows))
     print(f"total {total:.0f} s")
     if args.smoke or args.no_write:
@@ -427,11 +568,21 @@ def main(argv: list[str] | None = None) -> int:
         "",
         f"Check (float32, 512 tokens, compiled Flex with coordinates and learnable slopes vs the dense bias): {check}.",
         "",
+        "## The attention op alone",
+        "",
+        "q, k, v (B, heads, N, dim) in bf16 at the 16k size (4 × 16200 tokens); medians of "
+        f"{args.repeats} after {args.warmup} warm-up; TFLOP/s counts q·kᵀ and P·v (backward 2.5 × forward), dense "
+        "also where the block mask skips blocks. `sdpa-d64`: 4 heads of 64, the same FLOPs as 8 of 32.",
+        "",
+        kernel_table(args.kernels) if args.kernels else "not run",
+        "",
+        "## Train steps",
+        "",
         table(rows),
         "",
         f"{total:.0f} s in all.",
     ])
-    write_results("attention_bias_cuda", {"settings": settings, "check": check, "rows": rows}, md)
+    write_results("attention_bias_cuda", {"settings": settings, "check": check, "kernels": args.kernels, "rows": rows}, md)
     return 0
 
 

@@ -60,6 +60,23 @@ def coordinate_bias(td: TokenDistance) -> torch.Tensor:
     return -(td.weights[:, None, None] * r[None])
 
 
+def test_sphere_token_distance_is_the_central_angle_from_0_to_pi():
+    # the kernel's polynomial arccos: 2e-8 rad in float64 at every separation, the antipode and a point itself
+    rng = np.random.default_rng(0)
+    u = rng.normal(size=(4000, 3))
+    u /= np.linalg.norm(u, axis=1, keepdims=True)
+    v = rng.normal(size=(4000, 3))
+    v -= (v * u).sum(1, keepdims=True) * u
+    v /= np.linalg.norm(v, axis=1, keepdims=True)
+    theta = np.concatenate([[0.0, np.pi, 1e-6, np.pi / 2], 10.0 ** rng.uniform(-5, np.log10(np.pi), 3996)])
+    w = np.cos(theta)[:, None] * u + np.sin(theta)[:, None] * v
+    exact = np.arctan2(np.linalg.norm(np.cross(u, w), axis=1), (u * w).sum(1))
+    got = token_distance(tuple(torch.tensor(u[:, k]) for k in range(3)), tuple(torch.tensor(w[:, k]) for k in range(3)),
+                         "sphere").numpy()
+    assert got[0] == 0.0
+    np.testing.assert_allclose(got, exact, rtol=1e-7, atol=3e-8)
+
+
 @pytest.mark.parametrize("name", sorted(GRIDS))
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 def test_coordinate_bias_equals_dense_bias(name, dtype):

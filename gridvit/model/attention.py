@@ -162,7 +162,7 @@ def uses_flex(impl: str, device: torch.device, tokens: int | None = None) -> boo
     """Whether attention ``impl`` runs FlexAttention on ``device`` for ``tokens`` tokens: ``"flex"`` where it
     can train (CUDA), never for ``"sdpa"``; ``"auto"`` only where the dense bias stops scaling, above
     :data:`AUTO_FLEX_TOKENS` (on one H200, benchmarks/results/attention_bias_cuda.md, the coordinate kernel
-    ran 5.8× / 6.9× the unbiased flash step at 8k / 16k tokens, where the dense bias had run 1.6× / 1.9×;
+    ran 3.45× / 3.94× the unbiased flash step at 8k / 16k tokens, where the dense bias ran 1.61× / 1.90×;
     at 65k tokens only it fits). ``"flex"`` on a CUDA device whose torch lacks FlexAttention is an error."""
     if impl not in ATTENTION_IMPLS:
         raise ValueError(f"attention must be one of {ATTENTION_IMPLS}, got {impl!r}")

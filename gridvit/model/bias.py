@@ -67,26 +67,34 @@ def sparse_threshold(tokens: int) -> float:
     return math.log(max(tokens, 1) / SPARSE_EPS) + SPARSE_SCORE_MARGIN
 
 
+ACOS_POLY = (1.5707963050, -0.2145988016, 0.0889789874, -0.0501743046,
+             0.0308918810, -0.0170881256, 0.0066700901, -0.0012624911)
+"""``acos(z) ≈ √(1 − z) Σ a_k z^k`` on [0, 1], |error| ≤ 2e-8 (Abramowitz & Stegun 4.4.46)."""
+
+
 def token_distance(a: tuple, b: tuple, kind: str, periods: tuple | None = None) -> torch.Tensor:
     """Elementwise distance between points given by coordinate components (tensors that broadcast).
 
-    On a sphere the components are unit vectors and the result is the central angle θ in radians, from the
-    form that is well conditioned in each range (``acos`` of the dot product is not, near 0 and π):
-    ``2 asin(|a − b| / 2)`` for θ < 60°, ``π/2 − asin(a·b)`` for 60°–120°, ``π − 2 asin(|a + b| / 2)``
-    beyond. Every asin argument is ≤ 1/2 (the short polynomial branch of ``asinf`` in a GPU kernel) and one
-    sqrt serves both chord branches. On a plane: the Euclidean distance in grid units, each axis with a period p
-    (a float or a 0-d tensor; ``inf`` or None: bounded) wrapped to ``min(δ, p − δ)`` — coordinates along a
-    periodic axis must lie in [0, p), so ``δ < p`` (:func:`patch_distances` takes ``δ mod p`` of centres that
-    may pass the end of the axis: the same numbers).
+    On a sphere the components are unit vectors and the result is the central angle θ in radians:
+    ``θ = √y · P(1 − y)`` with ``y = 1 − |cos θ| = min(|a − b|², |a + b|²) / 2`` (each form accurate where
+    it is taken: ``1 − a·b`` is not, near 0 and π) and P the degree-7 polynomial of :data:`ACOS_POLY`,
+    reflected to ``π − θ`` beyond 90°. About 30 float operations and one sqrt per pair, no arcsine: what the
+    FlexAttention kernel pays per pair (benchmarks/results/attention_bias_cuda.md). Error ≤ 2e-8 rad plus
+    the coordinates' rounding (float32: ~1e-7 rad). On a plane: the Euclidean distance in grid units,
+    each axis with a period p (a float or a 0-d tensor; ``inf`` or None: bounded) wrapped to
+    ``min(δ, p − δ)`` — coordinates along a periodic axis must lie in [0, p), so ``δ < p``
+    (:func:`patch_distances` takes ``δ mod p`` of centres that may pass the end of the axis: the same numbers).
     """
     if kind == "sphere":
-        minus = sum((x - y) * (x - y) for x, y in zip(a, b))  # |a − b|² = 2 − 2 a·b
-        plus = sum((x + y) * (x + y) for x, y in zip(a, b))  # |a + b|² = 2 + 2 a·b
-        dot = sum(x * y for x, y in zip(a, b))
-        near, far = minus < 1.0, plus < 1.0  # θ < 60°, θ > 120°
-        chord = torch.sqrt(torch.where(near, minus, plus)) * 0.5
-        t = torch.asin(torch.clamp(torch.where(near | far, chord, dot), min=-0.5, max=0.5))
-        return torch.where(near, 2.0 * t, torch.where(far, math.pi - 2.0 * t, 0.5 * math.pi - t))
+        minus = sum((x - y) * (x - y) for x, y in zip(a, b))  # |a − b|² = 2 − 2 cos θ
+        plus = sum((x + y) * (x + y) for x, y in zip(a, b))  # |a + b|² = 2 + 2 cos θ
+        y = 0.5 * torch.minimum(minus, plus)  # 1 − |cos θ|
+        z = 1.0 - y  # |cos θ|
+        poly = ACOS_POLY[-1]
+        for coef in ACOS_POLY[-2::-1]:
+            poly = poly * z + coef  # Horner
+        r = torch.sqrt(y) * poly  # acos |cos θ|
+        return torch.where(minus <= plus, r, math.pi - r)
     total = 0.0
     for axis, (x, y) in enumerate(zip(a, b)):
         delta = torch.abs(x - y)
