@@ -59,3 +59,12 @@ def test_attention_bias_device_cuda_hands_over_to_the_gpu_script(capsys):
 
     assert attention_bias.main(["--device", "cuda"]) == 1
     assert "no CUDA device" in capsys.readouterr().out
+
+
+def test_kernel_table_keeps_failed_variants_and_ratios():
+    ok = {"variant": "flex-coords-mask", "heads": 8, "head_dim": 32, "status": "ok", "fwd_ms": 20.0, "fwd_bwd_ms": 76.0,
+          "fwd_ratio": 4.0, "fwd_bwd_ratio": 4.5, "fwd_bwd_tflops": 49.3, "peak_gib": 0.38, "first_s": 5.1}
+    failed = {"variant": "flex-chord-mask", "heads": 8, "head_dim": 32, "status": "error: RuntimeError: x"}
+    lines = abc.kernel_table([ok, failed]).splitlines()
+    assert len(lines) == 4 and "| 4.50 |" in lines[2] and "error: RuntimeError: x" in lines[3]
+    assert lines[3].count("|") == lines[0].count("|")
