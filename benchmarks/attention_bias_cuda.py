@@ -228,8 +228,9 @@ def time_config(size: str, variant: str, args) -> dict:
             "mfu": flops / med / args.rate, "skipped_blocks": skipped_blocks(model, grid, dev)}
 
 
-def kernel_ops(args) -> dict:
-    """The attention op of each :data:`KERNELS` variant at the 16k size: name -> (fn(q, k, v), heads, head dim)."""
+def kernel_ops(args) -> tuple[dict, object]:
+    """The attention op of each :data:`KERNELS` variant at the 16k size — name -> (fn(q, k, v), heads, head
+    dim) — and the TokenDistance they share."""
     from gridvit.model.attention import _flex_fn, _flex_token_distance
     from gridvit.model.bias import DistanceBias
 
@@ -270,8 +271,7 @@ def kernel_rows(args) -> list[dict]:
     """Forward and forward + backward of the attention op alone per :data:`KERNELS` variant (16k size)."""
     dev = args.device
     ops, td = kernel_ops(args)
-    h, w, batch = args.sizes["16k"]
-    n = td.tokens
+    batch, n = args.sizes["16k"][2], td.tokens
     dtype = torch.bfloat16 if dev.type == "cuda" else torch.float32
     rows = []
     for name in KERNELS:
@@ -288,12 +288,11 @@ def kernel_rows(args) -> list[dict]:
             row["first_s"] = time.perf_counter() - t0
             for _ in range(args.warmup - 1):
                 fn(q, k, v).backward(g)
-            for key, reps, run in (("fwd", args.repeats, lambda: fn(q, k, v)),
-                                   ("fwd_bwd", args.repeats, lambda: fn(q, k, v).backward(g))):
+            for key, run in (("fwd", lambda: fn(q, k, v)), ("fwd_bwd", lambda: fn(q, k, v).backward(g))):
                 if dev.type == "cuda":
-                    torch.cuda.reset_peak_memory_stats(dev)
+                    torch.cuda.reset_peak_memory_stats(dev)  # the peak reported is the last (fwd + bwd) loop's
                 ts = []
-                for _ in range(reps):
+                for _ in range(args.repeats):
                     sync(dev)
                     t0 = time.perf_counter()
                     run()
