@@ -24,10 +24,17 @@ class TrainConfig:
             learned embedding added to every token (ClimaX). ``predict(ds, lead=k)`` forecasts lead k
             directly; ``rollout`` combines the leads (see :meth:`gridvit.Surrogate.rollout`). None: one
             lead, ``lead``.
+        balance_leads: for a lead-conditioned model, weight each lead's loss (and validation) by the inverse of
+            the MSE at that lead of what the network adds its delta to (the linear base, or persistence) on
+            the training windows, so the short leads' small residuals count as much as the long leads' large
+            ones (GraphCast weights its variables by the inverse variance of their changes the same way).
+            False: plain MSE over all windows, dominated by the longest leads.
         linear_base: the network predicts the residual of a per-cell linear regression of its own inputs (one
             per lead), fitted by least squares on the training windows before training and then held fixed
-            (:mod:`gridvit.model.cell_linear`): the model starts as the linear-regression baseline. Ties the
-            model to its training grid.
+            (:mod:`gridvit.model.cell_linear`): the model starts as the linear-regression baseline. Where
+            validation keeps that base alone (the network never beat it), the base is refitted on the training
+            and validation windows, so the returned regression uses every window given. Ties the model to its
+            training grid.
         rollout_curriculum: with ``rollout_steps`` K > 1, the fraction of training spent on the one-step loss
             before the unrolled steps grow from 1 to K (reaching K halfway through the rest); 0 unrolls all K
             steps from the start.
@@ -77,6 +84,7 @@ class TrainConfig:
     lead: int = 1
     rollout_steps: int = 1
     leads: list[int] | None = None
+    balance_leads: bool = True
     rollout_curriculum: float = 0.0
     linear_base: bool = False
     pushforward: bool | None = None
@@ -132,6 +140,8 @@ class TrainConfig:
                                  "reaches long leads directly")
         if not (_number(self.rollout_curriculum) and 0 <= self.rollout_curriculum < 1):
             raise ValueError(f"rollout_curriculum must be a fraction in [0, 1), got {self.rollout_curriculum!r}")
+        if not isinstance(self.balance_leads, bool):
+            raise TypeError(f"balance_leads must be True or False, got {self.balance_leads!r}")
         if not isinstance(self.linear_base, bool):
             raise TypeError(f"linear_base must be True or False, got {self.linear_base!r}")
         if self.pushforward is not None and not isinstance(self.pushforward, bool):

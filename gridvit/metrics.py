@@ -114,6 +114,7 @@ def climatology_at(clim: xr.DataArray, times, *, time_dim: str = "time", by: str
 
 def weighted_mse_loss(pred: torch.Tensor, target: torch.Tensor, valid: torch.Tensor,
                       weights: torch.Tensor) -> torch.Tensor:
-    """Training loss: area-weighted MSE over valid cells. pred/target/valid (B, C, H, W), weights (H, W)."""
+    """Training loss: area-weighted MSE over valid cells. pred/target/valid (B, C, H, W), weights (H, W) or,
+    per window, (B, 1, H, W)."""
     w = weights * valid  # (B, C, H, W)
     return (w * (pred - target) ** 2).sum() / w.sum().clamp_min(1e-12)

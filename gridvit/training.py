@@ -193,6 +193,7 @@ class Trainer:
             self._restore(load_checkpoint(self.path))
         elif sur.model.cell_linear is not None:
             fit_cell_linear(sur, self._linear_batches(), self.device)
+        self.lead_weights = self._lead_weights()  # (L,) or None
         self.net = self.comm.wrap(sur.model)  # DistributedDataParallel under a process group
 
     # -------------------------------------------------------------- schedule
@@ -270,6 +271,12 @@ class Trainer:
             bar.close()
         if self.best_state is not None:
             self.sur.model.load_state_dict(self.best_state)
+        model = self.sur.model
+        if (model.cell_linear is not None and len(self.prep.windows("val"))
+                and not any(p.any() for p in model.output_layer.parameters())):
+            # validation kept the linear base alone: refit it on every window given (a kept network stays
+            # with the training-split base it learned the residual of)
+            fit_cell_linear(self.sur, self._linear_batches("train", "val"), self.device)
         self.sur.model.eval()
         self.sur.history = history_dataset(self.log)
 
@@ -315,10 +322,29 @@ class Trainer:
                 break
         return total / max(count, 1)
 
-    def _linear_batches(self):
-        """(inputs (B, F, H, W), first target (B, C, H, W), its valid mask, lead index (B,)) over the training
-        windows, for :func:`gridvit.model.cell_linear.fit_cell_linear`."""
-        for batch in self._loader(self.prep.dataset("train"), batch_size=64):
+    @torch.no_grad()
+    def _lead_weights(self) -> torch.Tensor | None:
+        """Loss weight per lead of a lead-conditioned model (``balance_leads``): mean(e) / e_ℓ, with e_ℓ the
+        area-weighted MSE at lead ℓ of what the network's delta is added to (the linear base, or persistence)
+        on the training windows, so each lead's residual counts alike however large it is; (L,), or None."""
+        model = self.sur.model
+        if model.cfg.leads is None or not self.cfg.balance_leads:
+            return None
+        sums = torch.zeros(2, len(model.cfg.leads), dtype=torch.float64, device=self.device)  # Σ w·err², Σ w
+        for x, y, valid, idx in self._linear_batches():
+            x = torch.where(torch.isfinite(x), x, torch.zeros((), dtype=x.dtype, device=x.device))
+            w = self.weights * valid  # (B, C, H, W)
+            err = (w * (model.base(x, idx) - y) ** 2).sum(dim=(1, 2, 3))  # (B,)
+            sums[0].index_add_(0, idx, err.double())
+            sums[1].index_add_(0, idx, w.sum(dim=(1, 2, 3)).double())
+        e = sums[0] / sums[1].clamp_min(1e-12)  # (L,)
+        return (e.mean() / e.clamp_min(1e-12 * e.mean())).float()
+
+    def _linear_batches(self, *splits: str):
+        """(inputs (B, F, H, W), first target (B, C, H, W), its valid mask, lead index (B,)) over the windows of
+        ``splits`` (default: the training split), for :func:`gridvit.model.cell_linear.fit_cell_linear`."""
+        data = torch.utils.data.ConcatDataset([self.prep.dataset(s) for s in splits or ("train",)])
+        for batch in self._loader(data, batch_size=64):
             x = self.sur.inputs(batch["x"].to(self.device), self._times(batch, 0))
             idx = self.sur.model.lead_index(batch.get("lead"), len(x), self.device)  # (B,)
             yield x, batch["y"][:, 0].to(self.device), batch["valid"][:, 0].to(self.device), idx
@@ -338,7 +364,14 @@ class Trainer:
     def _weight_totals(self, batch: dict[str, Any], steps: int | None = None) -> torch.Tensor:
         """Σ area weight over the valid target cells of the batch, per unrolled step: (K,)."""
         valid = batch["valid"][:, :steps].to(self.device)  # (B, K, C, H, W)
-        return (valid * self.weights).sum(dim=(0, 2, 3, 4))
+        return (valid * self._weights(batch)[:, None]).sum(dim=(0, 2, 3, 4))
+
+    def _weights(self, batch: dict[str, Any]) -> torch.Tensor:
+        """Loss weight per window and cell: area weight × the window's lead weight, (B, 1, H, W)."""
+        if self.lead_weights is None:
+            return self.weights.expand(len(batch["x"]), 1, *self.weights.shape)
+        idx = self.sur.model.lead_index(batch["lead"].to(self.device), len(batch["x"]), self.device)  # (B,)
+        return self.weights * self.lead_weights[idx][:, None, None, None]
 
     def _loss(self, batch: dict[str, Any], share: torch.Tensor | None = None, steps: int | None = None) -> torch.Tensor:
         """Mean over unrolled steps of the area-weighted masked MSE (pushforward: inputs detached, see
@@ -358,20 +391,20 @@ class Trainer:
         k_steps = steps or y.shape[1]
         detach = self.cfg.pushforward if self.cfg.pushforward is not None else self.sur.solver is None
         lead = {"lead": batch["lead"].to(self.device)} if "lead" in batch else {}  # lead-conditioned windows
-        loss = torch.zeros((), device=self.device)
+        loss, weights = torch.zeros((), device=self.device), self._weights(batch)  # (B, 1, H, W)
         for k in range(k_steps):
             with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
                 out = self.net(self.sur.inputs(states, self._times(batch, k)), self.sur.spec.grid, **lead)
             pred = out.float() * self.valid  # (B, C, H, W), masked cells 0 as in Surrogate.forward
-            mse = weighted_mse_loss(pred, y[:, k], valid[:, k], self.weights)
+            mse = weighted_mse_loss(pred, y[:, k], valid[:, k], weights)
             loss = loss + (mse if share is None else mse * share[k]) / k_steps
             states = torch.cat([states[:, c:], pred.detach() if detach else pred], dim=1)
         return loss
 
     @torch.no_grad()
     def validate(self) -> float:
-        """One-step area-weighted MSE over all validation windows (the training loss if there are none);
-        each rank takes every ``world``-th window and the sums are all-reduced."""
+        """One-step area-weighted MSE over all validation windows, leads weighted as in training (the training
+        loss if there are none); each rank takes every ``world``-th window and the sums are all-reduced."""
         ds = self.prep.dataset("val")
         if len(ds) == 0:
             return self.log[-1]["loss"] if self.log else math.inf

@@ -86,6 +86,36 @@ def test_lead_options_are_checked(toy, multi):
         multi.rollout(past, steps=2, lead=2)  # history 2 at spacing 1 cannot chain lead 2
     with pytest.raises(ValueError, match="paths"):
         multi.rollout(past, steps=2, paths=0)
+    with pytest.raises(TypeError, match="balance_leads"):
+        TrainConfig(leads=[1, 2], balance_leads="yes")
+
+
+def test_balanced_leads_weight_each_lead_by_its_inverse_persistence_error(toy):
+    from gridvit.data import prepare
+    from gridvit.training import Trainer, build_surrogate
+
+    data = toy.isel(time=slice(0, 200))
+    for balance in (True, False):
+        cfg = TrainConfig(leads=[1, 2, 4], epochs=1, balance_leads=balance, **TINY)
+        prep = prepare(data, history=cfg.history, lead=cfg.lead, leads=cfg.leads, climatology=cfg.climatology)
+        tr = Trainer(build_surrogate(prep, cfg), prep, cfg, checkpoint_dir=None, resume=False)
+        if not balance:
+            assert tr.lead_weights is None
+            plain = tr.validate()
+            continue
+        w = tr.weights.numpy()  # (H, W) area weights
+        sse, tot = np.zeros(3), np.zeros(3)
+        for batch in torch.utils.data.DataLoader(prep.dataset("train"), batch_size=32):
+            last, y, ok = batch["x"][:, -1].numpy(), batch["y"][:, 0, 0].numpy(), batch["valid"][:, 0, 0].numpy()
+            for i, lead in enumerate(cfg.leads):
+                sel = batch["lead"].numpy() == lead
+                sse[i] += (w * ok[sel] * (last[sel] - y[sel]) ** 2).sum()
+                tot[i] += (w * ok[sel]).sum()
+        errors = sse / tot  # persistence MSE per lead on the training windows: it grows with the lead
+        assert errors[0] < errors[1] < errors[2]
+        np.testing.assert_allclose(tr.lead_weights.numpy(), errors.mean() / errors, rtol=1e-4)
+        balanced = tr.validate()
+    assert balanced < plain  # the long leads' large errors count for less
 
 
 def _series(n=400, shift=0.0, split=300, seed=0):
@@ -215,12 +245,42 @@ def test_training_keeps_the_linear_base_unless_it_beats_it_on_validation():
     from gridvit.training import Trainer, build_surrogate
 
     ds, _ = _ar_field()  # the per-cell linear model is the true one: a too-fast network can only hurt
-    cfg = TrainConfig(history=1, linear_base=True, epochs=2, patch=4, lr=0.05, warmup=0.0, **TINY)
+    cfg = TrainConfig(history=1, linear_base=True, epochs=2, patch=4, lr=0.3, warmup=0.0, **TINY)
     prep = prepare(ds, history=1, patch=4)
     tr = Trainer(build_surrogate(prep, cfg), prep, cfg, checkpoint_dir=None, resume=False)
-    base = tr.validate()
+    base, fit = tr.validate(), tr.sur.model.cell_linear.weight.clone()
     tr.run()
     assert tr.validate() <= base + 1e-9
+    assert not any(p.any() for p in tr.sur.model.output_layer.parameters())  # the network was dropped
+    # ... so the base alone is refitted on every window: the training split (t < 270) and validation
+    slope = tr.sur.model.cell_linear.weight[0, 0, 0].numpy()
+    z = (ds.u.values - tr.sur.normaliser.mean[0]) / tr.sur.normaliser.std[0]
+    pairs = np.r_[0:269, 270:299]
+    x, y = z[pairs], z[pairs + 1]
+    xm, ym = x.mean(axis=0), y.mean(axis=0)
+    np.testing.assert_allclose(slope, ((x - xm) * (y - ym)).sum(axis=0) / ((x - xm) ** 2).sum(axis=0), atol=5e-3)
+    assert np.abs(slope - fit[0, 0, 0].numpy()).max() > 1e-3  # not the training-split fit
+
+
+def test_a_kept_network_keeps_the_training_split_linear_base():
+    from gridvit.data import prepare
+    from gridvit.training import Trainer, build_surrogate
+
+    rng = np.random.default_rng(1)  # x_{t+1} = x_t shifted one cell along x: invisible to a per-cell regression
+    x = np.zeros((200, 8, 12))
+    x[0] = rng.normal(size=(8, 12))
+    for t in range(1, 200):
+        x[t] = 0.9 * np.roll(x[t - 1], 1, axis=1) + 0.3 * rng.normal(size=(8, 12))
+    ds = xr.Dataset({"u": (("time", "y", "x"), x.astype(np.float32))},
+                    coords={"time": np.arange(200.0), "y": np.arange(8.0), "x": np.arange(12.0)})
+    cfg = TrainConfig(history=1, linear_base=True, epochs=3, patch=4, lr=3e-3, **TINY)
+    prep = prepare(ds, history=1, patch=4)
+    tr = Trainer(build_surrogate(prep, cfg), prep, cfg, checkpoint_dir=None, resume=False)
+    base, fit = tr.validate(), tr.sur.model.cell_linear.weight.clone()
+    tr.run()
+    assert tr.validate() < 0.9 * base  # the network beats the base on validation and is kept ...
+    assert any(p.any() for p in tr.sur.model.output_layer.parameters())
+    torch.testing.assert_close(tr.sur.model.cell_linear.weight, fit, rtol=0, atol=0)  # ... with its base
 
 
 def test_a_linear_base_model_refuses_another_grid_clearly():

@@ -3,10 +3,11 @@
 The linear-regression forecast of WeatherBench/ClimateLearn, inside the model: for each lead ℓ and grid cell,
 an affine map of the network's own input channels at that cell (the ``history`` normalised states, static and
 calendar channels) fitted by least squares on the training windows before training
-(:func:`fit_cell_linear`), then held fixed (a buffer, not trained). The transformer learns the residual:
-what a per-cell linear model cannot see (neighbours, advection, nonlinearity). Untrained (zero head) the model
-is the linear regression; before the fit, persistence. The map has weights per cell, so a model with it runs
-on its training grid only.
+(:func:`fit_cell_linear`), then held fixed (a buffer, not trained; refitted on the training and validation
+windows where validation keeps the base alone, see :class:`gridvit.config.TrainConfig`). The transformer
+learns the residual: what a per-cell linear model cannot see (neighbours, advection, nonlinearity). Untrained
+(zero head) the model is the linear regression; before the fit, persistence. The map has weights per cell, so
+a model with it runs on its training grid only.
 """
 
 from __future__ import annotations

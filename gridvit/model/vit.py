@@ -123,9 +123,14 @@ class GridViT(nn.Module):
             nn.init.trunc_normal_(self.pos_embed, std=0.02)
         if self.lead_embed is not None:
             nn.init.trunc_normal_(self.lead_embed.weight, std=0.02)
-        last = self.head if self.refine is None else self.refine.conv2
-        nn.init.zeros_(last.weight)  # untrained model = persistence
-        nn.init.zeros_(last.bias)
+        nn.init.zeros_(self.output_layer.weight)  # untrained model = persistence (or the linear base)
+        nn.init.zeros_(self.output_layer.bias)
+
+    @property
+    def output_layer(self) -> nn.Module:
+        """The zero-initialised last layer (the head, or the conv decoder's last convolution): while it is all
+        zeros the network adds nothing to persistence or the linear base."""
+        return self.head if self.refine is None else self.refine.conv2
 
     def forward(
         self, x: torch.Tensor, grid: Grid, *, lead: int | torch.Tensor | None = None, return_attention: bool = False
@@ -148,7 +153,6 @@ class GridViT(nn.Module):
         cfg = self.cfg
         b, _, h, w = x.shape
         x = torch.where(torch.isfinite(x), x, torch.zeros((), dtype=x.dtype, device=x.device))
-        last = x[:, (cfg.history - 1) * cfg.channels : cfg.history * cfg.channels]  # (B, C, H, W)
 
         cells = x if self.stem is None else torch.cat([x, self.stem(x, grid.periodic)], dim=1)  # (B, T*C+E+S, H, W)
         tokens = patchify(cells, cfg.patch, grid.periodic)  # (B, N, P*P*(T*C+E+S))
@@ -172,9 +176,16 @@ class GridViT(nn.Module):
         if self.refine is not None:
             skip = x if self.cfg.decoder == "conv_skip" else None  # the input, cell by cell
             delta = self.refine(delta, grid.periodic, skip)  # (B, C, H, W), mixed across patch borders
-        base = last if self.cell_linear is None else self.cell_linear(x, index)  # (B, C, H, W)
+        base = self.base(x, index)  # (B, C, H, W)
         y = base + delta.to(base.dtype)  # (B, C, H, W)
         return (y, attention) if return_attention else y
+
+    def base(self, x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+        """What the network's delta is added to: the last input state, or the per-cell linear base of lead
+        indices ``index`` (B,). x: (B, T*C + E, H, W) with non-finite values already zeroed -> (B, C, H, W)."""
+        if self.cell_linear is not None:
+            return self.cell_linear(x, index)
+        return x[:, (self.cfg.history - 1) * self.cfg.channels : self.cfg.history * self.cfg.channels]
 
     def _biases(self, grid: Grid, z: torch.Tensor, *, dense: bool) -> list:
         """Per-layer biases: :class:`~gridvit.model.bias.TokenDistance` (O(N) coordinates, the bias computed in
