@@ -28,12 +28,14 @@ Writes benchmarks/results/climate_skill.{json,md,png}.
 from __future__ import annotations
 
 import argparse
+import copy
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import torch
 import xarray as xr
 
 sys.path[:0] = [str(Path(__file__).resolve().parent), str(Path(__file__).resolve().parents[1])]
@@ -47,7 +49,7 @@ BASELINES = [m for m in METHODS if m != "gridvit"]
 LABEL = {"era5_t2m": ("ERA5 UK t2m", "h", "K"), "ersst_sst": ("ERSST v5 SST", "month", "°C")}
 TABLE_LEADS = {"era5_t2m": [1, 2, 3, 6, 12, 18, 24], "ersst_sst": [1, 2, 3, 4, 5, 6]}
 MODEL = {"era5_t2m": dict(leads=[1, 3, 6, 12, 24], calendar="diurnal", patch=4), "ersst_sst": dict(leads=[1, 2, 3, 6])}
-COMMON = dict(decoder="conv", linear_base=True)
+COMMON = dict(decoder="conv", linear_base=True, dim=64, depth=2)
 
 
 def era5(budget: float, seed: int) -> tuple[xr.Dataset, dict]:
@@ -59,10 +61,11 @@ def era5(budget: float, seed: int) -> tuple[xr.Dataset, dict]:
     train_s = time.perf_counter() - t0
     inits = pd.date_range("2019-03-25T00", "2019-03-30T18", freq="6h").values
     t0 = time.perf_counter()
-    sk = forecast_skill(model, ds, variable="t2m", inits=inits, steps=24, train=train, by="hour")
+    score = dict(variable="t2m", inits=inits, steps=24, train=train, by="hour")
+    sk = forecast_skill(model, ds, **score)
     return sk, {"train_seconds": train_s, "eval_seconds": time.perf_counter() - t0, "budget_s": budget,
                 "train_period": ["2019-03-01", "2019-03-24"], "inits": [str(inits[0])[:16], str(inits[-1])[:16]],
-                **_model_info(model, sk)}
+                **_model_info(model, sk), **_base_only(model, ds, score)}
 
 
 def ersst(budget: float, seed: int) -> tuple[xr.Dataset, dict]:
@@ -74,10 +77,11 @@ def ersst(budget: float, seed: int) -> tuple[xr.Dataset, dict]:
     train_s = time.perf_counter() - t0
     inits = ds.time.sel(time=slice("2019-01", "2020-02")).values
     t0 = time.perf_counter()
-    sk = forecast_skill(model, ds, variable="sst", inits=inits, steps=6, train=train, by="month")
+    score = dict(variable="sst", inits=inits, steps=6, train=train, by="month")
+    sk = forecast_skill(model, ds, **score)
     return sk, {"train_seconds": train_s, "eval_seconds": time.perf_counter() - t0, "budget_s": budget,
                 "train_period": ["2010-01", "2018-12"], "inits": [str(inits[0])[:7], str(inits[-1])[:7]],
-                **_model_info(model, sk)}
+                **_model_info(model, sk), **_base_only(model, ds, score)}
 
 
 def _model_info(model, sk: xr.Dataset) -> dict:
@@ -85,6 +89,34 @@ def _model_info(model, sk: xr.Dataset) -> dict:
     options = {"leads": list(model.leads or [model.config.lead]), "history": model.config.history, **COMMON}
     return {"model": model.meta()["model_config"], "options": options,
             "seam_ratio": {"gridvit": sk.attrs["seam_ratio_gridvit"], "truth": sk.attrs["seam_ratio_truth"]}}
+
+
+def _base_only(model, ds: xr.Dataset, score: dict) -> dict:
+    """RMSE per lead of the same model with its network's output layer zeroed — the per-cell linear base alone,
+    leads combined the same way —, and whether training kept the network at all: what the transformer adds."""
+    base = copy.deepcopy(model)
+    layer = base.model.output_layer
+    kept = any(bool(p.any()) for p in layer.parameters())
+    with torch.no_grad():
+        for p in layer.parameters():
+            p.zero_()
+    return {"network_kept": kept,
+            "base_only_rmse": forecast_skill(base, ds, **score).rmse.sel(forecast="gridvit").values.tolist()}
+
+
+def base_sentence(rec: dict, leads: list[int], unit: str) -> str:
+    """What the network adds to its own linear base, per lead (results written before it lack it: '')."""
+    if "base_only_rmse" not in rec:
+        return ""
+    if not rec["network_kept"]:
+        return "Validation kept the linear base alone: the network's output is zero and gridvit is the base."
+    parts = []
+    for lead in leads:
+        i = rec["lead"].index(lead)
+        g, b = rec["rmse"]["gridvit"][i], rec["base_only_rmse"][i]
+        parts.append(f"{at(lead, unit)} {b:.3f} → {g:.3f} ({100 * (g / b - 1):+.1f} %)")
+    return ("What the transformer adds to its own per-cell linear base (RMSE with the network's output zeroed → "
+            "gridvit): " + "; ".join(parts) + ".")
 
 
 def as_record(sk: xr.Dataset, info: dict) -> dict:
@@ -202,8 +234,10 @@ def markdown(results: dict, mode: str) -> str:
                f"Training budget {rec['budget_s']:.0f} s (took {rec['train_seconds']:.0f} s); scoring took "
                f"{rec['eval_seconds']:.0f} s. Model: leads {rec['options']['leads']} (every other lead by combining "
                f"them), history {rec['options']['history']}, decoder {rec['options']['decoder']}, per-cell linear "
-               f"base {rec['options']['linear_base']}, patch {rec['model']['patch']}.", "",
+               f"base {rec['options']['linear_base']}, patch {rec['model']['patch']}, width {rec['model']['dim']}, "
+               f"depth {rec['model']['depth']}.", "",
                table(rec, TABLE_LEADS[key], unit), "", loss_sentence(rec, unit), "",
+               base_sentence(rec, TABLE_LEADS[key], unit), "",
                f"Seam ratio of the {at(rec['lead'][0], unit)} change (forecast − initial state; mean squared jump "
                f"across patch borders ÷ inside patches, `gridvit.metrics.seam_ratio`): gridvit "
                f"{rec['seam_ratio']['gridvit']:.2f}, true change {rec['seam_ratio']['truth']:.2f}.", "",
@@ -274,7 +308,8 @@ def main() -> None:
         results[key] = as_record(sk, info)
         name, unit, _ = LABEL[key]
         print(f"{name}: trained {info['train_seconds']:.0f} s, scored {info['eval_seconds']:.0f} s", flush=True)
-        print(table(results[key], TABLE_LEADS[key], unit), "\n" + loss_sentence(results[key], unit), flush=True)
+        print(table(results[key], TABLE_LEADS[key], unit), "\n" + loss_sentence(results[key], unit), "\n"
+              + base_sentence(results[key], TABLE_LEADS[key], unit), flush=True)
     mode = "quick" if args.quick else "full"
     md = markdown(results, mode)
     if not args.no_write:
