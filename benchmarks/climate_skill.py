@@ -1,15 +1,17 @@
 """Climate skill per lead: ERA5 UK t2m (+1…24 h) and ERSST v5 SST (+1…6 months) vs the baselines.
 
 For each dataset one **lead-conditioned** gridvit model (``leads=``, the lead as a learned token embedding)
-is trained on the training years only, with the conv decoder (no patch seams) and a per-cell linear base
+is trained on the training years only, with the conv decoder (no patch seams), a per-cell linear base
 (``linear_base=True``: the network learns the residual of a per-cell least-squares regression of its own
-inputs). Every lead 1…n is forecast by combining the trained leads (:meth:`gridvit.Surrogate.rollout`, the
+inputs) and each lead's loss weighted by the inverse of its base's error (``balance_leads``, the default); width
+64 and depth 2, so that the CPU budget buys many epochs. What the network adds is measured too: the same
+model with its output layer zeroed (the base alone). Every lead 1…n is forecast by combining the trained leads (:meth:`gridvit.Surrogate.rollout`, the
 mean over the 3 largest leads that fit) from several initial times and scored with the WeatherBench 2
 metrics of :mod:`gridvit.metrics` against persistence, climatology, anomaly persistence and the linear-
 regression baseline (:func:`gridvit.evaluate.forecast_skill`). The seam ratio of the first lead's
 predicted change is reported beside the true change's. The split is the skill benchmark's:
 
-- ERA5 (hourly, 0.25°, UK): train 2019-03-01 … 03-24 (unrolled 2-step loss), forecasts started every 6 h
+- ERA5 (hourly, 0.25°, UK): train 2019-03-01 … 03-24, forecasts started every 6 h
   from 03-25T00 to 03-30T18 (24 forecasts), each verified hourly to +24 h; diurnal (by hour) climatology.
 - ERSST (monthly, 2°, global ocean): train 2010-01 … 2018-12, forecasts started each month 2019-01 … 2020-02
   (14 forecasts), each verified to +6 months (the data end 2020-08); monthly climatology.
