@@ -3,10 +3,11 @@
 For each dataset one **lead-conditioned** gridvit model (``leads=``, the lead as a learned token embedding)
 is trained on the training years only, with the conv decoder (no patch seams), a per-cell linear base
 (``linear_base=True``: the network learns the residual of a per-cell least-squares regression of its own
-inputs) and each lead's loss weighted by the inverse of its base's error (``balance_leads``, the default); width
-64 and depth 2, so that the CPU budget buys many epochs. What the network adds is measured too: the same
-model with its output layer zeroed (the base alone). Every lead 1…n is forecast by combining the trained leads (:meth:`gridvit.Surrogate.rollout`, the
-mean over the 3 largest leads that fit) from several initial times and scored with the WeatherBench 2
+inputs) and each lead's loss weighted by the inverse of its base's error (``balance_leads``, the default);
+width 64 and depth 2, so that the CPU budget buys many epochs. What the network adds is measured too: the
+same model with its output layer zeroed (the base alone). Every lead 1…n is forecast by combining the trained
+leads (:meth:`gridvit.Surrogate.rollout`, the mean over the 3 largest leads that fit) from several initial
+times and scored with the WeatherBench 2
 metrics of :mod:`gridvit.metrics` against persistence, climatology, anomaly persistence and the linear-
 regression baseline (:func:`gridvit.evaluate.forecast_skill`). The seam ratio of the first lead's
 predicted change is reported beside the true change's. The split is the skill benchmark's:

@@ -118,6 +118,15 @@ def test_balanced_leads_weight_each_lead_by_its_inverse_persistence_error(toy):
     assert balanced < plain  # the long leads' large errors count for less
 
 
+def test_balanced_leads_survive_a_field_that_persistence_forecasts_exactly():
+    still = np.broadcast_to(np.arange(96.0).reshape(8, 12), (60, 8, 12)).astype(np.float32)  # constant in time
+    ds = xr.Dataset({"u": (("time", "y", "x"), still)},
+                    coords={"time": np.arange(60.0), "y": np.arange(8.0), "x": np.arange(12.0)})
+    model = gridvit.train(ds, leads=[1, 2], epochs=1, patch=4, **TINY)  # zero error at every lead: no 0/0
+    assert np.isfinite(model.history.loss.values).all()
+    np.testing.assert_allclose(model.predict(ds, lead=2).u.values[0], still[0], atol=1e-4)
+
+
 def _series(n=400, shift=0.0, split=300, seed=0):
     """(time, y, x) AR(1) anomalies with a diurnal cycle; ``shift`` added after ``split``."""
     rng = np.random.default_rng(seed)

@@ -59,6 +59,11 @@ class Block(nn.Module):
         return x + self.mlp(self.norm2(x)), weights
 
 
+def zero_nonfinite(x: torch.Tensor) -> torch.Tensor:
+    """``x`` with its non-finite values (masked cells) replaced by 0, as the network sees its inputs."""
+    return torch.where(torch.isfinite(x), x, torch.zeros((), dtype=x.dtype, device=x.device))
+
+
 class GridViT(nn.Module):
     """Distance-biased ViT predicting the next state: ``next = last + delta`` in normalised units.
 
@@ -152,7 +157,7 @@ class GridViT(nn.Module):
         self._check_inputs(x, grid)
         cfg = self.cfg
         b, _, h, w = x.shape
-        x = torch.where(torch.isfinite(x), x, torch.zeros((), dtype=x.dtype, device=x.device))
+        x = zero_nonfinite(x)
 
         cells = x if self.stem is None else torch.cat([x, self.stem(x, grid.periodic)], dim=1)  # (B, T*C+E+S, H, W)
         tokens = patchify(cells, cfg.patch, grid.periodic)  # (B, N, P*P*(T*C+E+S))
@@ -182,7 +187,7 @@ class GridViT(nn.Module):
 
     def base(self, x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
         """What the network's delta is added to: the last input state, or the per-cell linear base of lead
-        indices ``index`` (B,). x: (B, T*C + E, H, W) with non-finite values already zeroed -> (B, C, H, W)."""
+        indices ``index`` (B,). x: (B, T*C + E, H, W) passed through :func:`zero_nonfinite` -> (B, C, H, W)."""
         if self.cell_linear is not None:
             return self.cell_linear(x, index)
         return x[:, (self.cfg.history - 1) * self.cfg.channels : self.cfg.history * self.cfg.channels]
