@@ -44,7 +44,8 @@ def navier_stokes() -> list[gs.Scheme]:
             gs.NavierStokesCentral(dt=1e-2, viscosity=1e-3, **h)]
 
 
-FUSED = [s for bc in BCS for s in bounded_schemes(bc)] + navier_stokes()
+FUSED = ([s for bc in BCS for s in bounded_schemes(bc)] + navier_stokes()
+         + [gs.BurgersUpwind3(dt=1e-3, dx=DX, dy=DY, viscosity=0.01)])  # periodic only
 
 
 def state(scheme: gs.Scheme, batch: int = 3, seed: int = 0) -> torch.Tensor:

@@ -204,6 +204,7 @@ def _schemes() -> list[Scheme]:
         solvers.AdvectionLaxWendroff(**periodic, vx=-0.7, bc="dirichlet", bc_value=0.25),
         solvers.BurgersUpwind(**periodic, viscosity=0.02),
         solvers.BurgersCentral(**periodic, viscosity=0.01, bc=Boundary("dirichlet", 0.0)),
+        solvers.BurgersUpwind3(**periodic, viscosity=0.01),
         solvers.GrayScottExplicit(dt=0.5, dx=1.0, dy=1.0, du=0.2, dv=0.1),
         solvers.GrayScottIMEX(dt=0.5, dx=1.0, dy=1.0, feed=0.03, kill=0.062, bc="neumann"),
         solvers.NavierStokesArakawa(**periodic, viscosity=1e-3, drag=0.1, forcing=0.5, forcing_wavenumber=3),

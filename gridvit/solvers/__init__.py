@@ -9,7 +9,8 @@ pde (fields)              schemes                                      formal or
 ========================  ===========================================  ===============================
 heat (u)                  HeatFTCS, HeatSpectral, HeatCrankNicolson    (2, 1), exact, (2, 2)
 advection (u)             AdvectionUpwind, AdvectionLaxWendroff        (1, 1), (2, 2)
-burgers (u, v)            BurgersUpwind, BurgersCentral                (1, 3), (2, 3)
+burgers (u, v)            BurgersUpwind, BurgersCentral,               (1, 3), (2, 3),
+                          BurgersUpwind3 (periodic only)               (3 advective / 2 viscous, 3)
 gray_scott (u, v)         GrayScottExplicit, GrayScottIMEX             (2, 1), (2, 1)
 navier_stokes (vorticity) NavierStokesArakawa, NavierStokesCentral     (2, 3), (2, 3)
 ========================  ===========================================  ===============================
@@ -28,7 +29,7 @@ use the torch path, which every scheme has.
 
 from gridvit.solvers.advection import AdvectionLaxWendroff, AdvectionUpwind
 from gridvit.solvers.base import Scheme, ssprk3
-from gridvit.solvers.burgers import BurgersCentral, BurgersUpwind
+from gridvit.solvers.burgers import BurgersCentral, BurgersUpwind, BurgersUpwind3
 from gridvit.solvers.coarsen import coarsen
 from gridvit.solvers.grid_ops import Boundary, boundaries, laplacian, pad, stencil
 from gridvit.solvers.heat import HeatCrankNicolson, HeatFTCS, HeatSpectral
@@ -49,6 +50,7 @@ __all__ = [
     "Boundary",
     "BurgersCentral",
     "BurgersUpwind",
+    "BurgersUpwind3",
     "GrayScottExplicit",
     "GrayScottIMEX",
     "HeatCrankNicolson",

@@ -214,6 +214,12 @@ def shifted(p: torch.Tensor, dy: int, dx: int) -> torch.Tensor:
     return p[..., 1 + dy : 1 + dy + h, 1 + dx : 1 + dx + w]
 
 
+def shifted2(q: torch.Tensor, dy: int, dx: int) -> torch.Tensor:
+    """View of twice-padded (B, C, H+4, W+4) holding ``u[i + dy, j + dx]`` at (i, j): (B, C, H, W); dy, dx in -2..2."""
+    h, w = q.shape[-2] - 4, q.shape[-1] - 4
+    return q[..., 2 + dy : 2 + dy + h, 2 + dx : 2 + dx + w]
+
+
 def wavenumbers(n: int, length: float, *, real: bool = False, dtype=torch.float64, device=None) -> torch.Tensor:
     """Angular wavenumbers ``2π k / L`` of an n-point periodic axis in FFT order (rfft order if ``real``)."""
     d = length / n

@@ -22,6 +22,7 @@ ALLOWED: dict[str, type[Scheme]] = {
     cls.__name__: cls
     for cls in (heat.HeatFTCS, heat.HeatSpectral, heat.HeatCrankNicolson, advection.AdvectionUpwind,
                 advection.AdvectionLaxWendroff, burgers.BurgersUpwind, burgers.BurgersCentral,
+                burgers.BurgersUpwind3,
                 reaction_diffusion.GrayScottExplicit, reaction_diffusion.GrayScottIMEX,
                 navier_stokes.NavierStokesArakawa, navier_stokes.NavierStokesCentral)
 }

@@ -20,7 +20,7 @@ import xarray as xr
 from gridvit.solvers import initial
 from gridvit.solvers.advection import AdvectionLaxWendroff, AdvectionUpwind
 from gridvit.solvers.base import Scheme, check_number
-from gridvit.solvers.burgers import BurgersCentral, BurgersUpwind
+from gridvit.solvers.burgers import BurgersCentral, BurgersUpwind, BurgersUpwind3
 from gridvit.solvers.heat import HeatCrankNicolson, HeatFTCS, HeatSpectral
 from gridvit.solvers.navier_stokes import NavierStokesArakawa, NavierStokesCentral
 from gridvit.solvers.reaction_diffusion import GrayScottExplicit, GrayScottIMEX
@@ -43,7 +43,8 @@ PDES: dict[str, PDESpec] = {
                     "ftcs", "grf", 1.0, ("grf", "bump", "sine")),
     "advection": PDESpec(("u",), {"upwind": AdvectionUpwind, "lax_wendroff": AdvectionLaxWendroff},
                          "lax_wendroff", "grf", 1.0, ("grf", "bump", "sine")),
-    "burgers": PDESpec(("u", "v"), {"upwind": BurgersUpwind, "central": BurgersCentral},
+    "burgers": PDESpec(("u", "v"), {"upwind": BurgersUpwind, "central": BurgersCentral,
+                                               "upwind3": BurgersUpwind3},
                        "upwind", "grf", 1.0, ("grf", "taylor_green")),
     "gray_scott": PDESpec(("u", "v"), {"imex": GrayScottIMEX, "explicit": GrayScottExplicit},
                           "imex", "spots", 1.0, ("spots",)),

@@ -5,7 +5,7 @@ gradient to record (``torch.is_grad_enabled()`` and ``u.requires_grad`` not both
 stays for GPUs and autograd, and the two agree to rounding (1e-12 in float64; tested). Fused:
 
 - ``heat/ftcs``, ``advection/upwind``, ``advection/lax_wendroff`` (each sweep): the 5-point kernel;
-- ``burgers/upwind``, ``burgers/central``: one kernel per SSP-RK3 stage;
+- ``burgers/upwind``, ``burgers/central``, ``burgers/upwind3`` (periodic): one kernel per SSP-RK3 stage;
 - ``gray_scott/explicit``: one kernel per step;
 - ``navier_stokes/arakawa``, ``navier_stokes/central``: one kernel per stage (Jacobian, Laplacian, drag,
   forcing and the stage combination); ψ still comes from torch's FFT.
@@ -71,7 +71,7 @@ def eligible(u: torch.Tensor) -> bool:
 
 
 def compiled(serial: bool = False) -> Any:
-    """The kernels (``stencil5``, ``stencil5_run``, ``gray_scott``, ``burgers_stage``,
+    """The kernels (``stencil5``, ``stencil5_run``, ``gray_scott``, ``burgers_stage``, ``burgers_upwind3_stage``,
     ``navier_stokes_stage``; imported, with numba, on first use): threaded, or their serial twins."""
     from gridvit.solvers.fused import kernels
 
