@@ -120,6 +120,20 @@ def test_goal_rows_for_accuracy_peer_and_correction():
     assert correction["met"] is False
 
 
+def test_ceiling_row_divides_the_classical_time_by_the_bare_scheme_time():
+    # The correction runs its coarse scheme, so classical time at its error ÷ the bare scheme's time bounds
+    # its speed ratio; the network's share is the rest of the corrected step's time.
+    rows = [{**_row("corrected", 0.5, 0.01, 0.5), "classical_s": 0.08, "surrogate_s": 0.16},
+            {**_row("corrected", 1.0, 0.02, 0.4, "more_accurate"), "classical_s": 0.12, "surrogate_s": 0.3},
+            {**_row("corrected", 2.0, 0.5, 0.1, "less_accurate"), "classical_s": 0.01, "surrogate_s": 0.6}]
+    coarse = {"scheme": "upwind3", "grid": 32, "k": 18, "nrmse": [0.04, 0.05, 0.06], "time_s": [0.02, 0.04, 0.08]}
+    ceiling = next(r for r in svs.headline(_payload(rows, coarse)) if r["result"].startswith("ceiling"))
+    assert ceiling["value"] == ("burgers T=0.5 4× (network share 88%), T=1 ≥ 3× (network share 87%), "
+                                "T=2 n/a (less accurate than every classical point)")
+    del coarse["time_s"]  # results written before the bare scheme was timed: no ceiling row
+    assert not any(r["result"].startswith("ceiling") for r in svs.headline(_payload(rows, coarse)))
+
+
 TINY = svs.Case("heat", 1.0, {"diffusivity": 0.01}, {"k_max": 2.0}, "spectral", 0.02, (1, 2), 2, ("ftcs",),
                 {"patch": 4, "dim": 16, "depth": 1, "heads": 2})
 
