@@ -10,7 +10,7 @@ stays for GPUs and autograd, and the two agree to rounding (1e-12 in float64; te
 - ``navier_stokes/arakawa``, ``navier_stokes/central``: one kernel per stage (Jacobian, Laplacian, drag,
   forcing and the stage combination); ψ still comes from torch's FFT.
 
-all with periodic, Dirichlet and Neumann boundaries on either axis (Navier–Stokes is periodic only).
+all with periodic, Dirichlet and Neumann boundaries on either axis (Navier–Stokes and upwind3 are periodic only).
 The spectral, Crank–Nicolson and IMEX schemes are FFT/matrix work and stay on torch.
 
 ``scheme.run(u, steps)`` (:func:`run`) writes into two buffers in turn instead of a tensor per step, and
