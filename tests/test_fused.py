@@ -77,6 +77,20 @@ def test_fused_equals_torch_path(scheme):
     torch.testing.assert_close(got32, ref32, rtol=1e-5, atol=1e-5)
 
 
+def test_upwind3_on_the_smallest_grid_and_refusing_bounded_boundaries():
+    # 3×3, the smallest grid a step takes: two ghost cells wrap more than once per side on both paths
+    scheme = gs.BurgersUpwind3(dt=1e-3, dx=0.3, dy=0.2, viscosity=0.01)
+    u = torch.randn(2, 2, 3, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(4))
+    with fused.torch_path():
+        ref = scheme(u)
+    torch.testing.assert_close(scheme(u), ref, rtol=1e-12, atol=1e-12)
+    for bc in ("dirichlet", ("periodic", "neumann")):
+        with pytest.raises(ValueError, match="periodic boundaries on both axes"):
+            gs.BurgersUpwind3(dt=1e-3, dx=0.1, dy=0.1, bc=bc)
+    with pytest.raises(ValueError, match="2 ghost cells need periodic"):
+        gs.pad(u, gs.boundaries("neumann"), (0.1, 0.1), 2)
+
+
 def test_fused_many_steps_and_non_contiguous_input():
     scheme = gs.BurgersUpwind(dt=1e-3, dx=DX, dy=DY, viscosity=0.01, bc="neumann")
     u = state(scheme)

@@ -21,7 +21,7 @@ import torch
 
 from gridvit.solvers import fused
 from gridvit.solvers.base import BoundedScheme, ssprk3
-from gridvit.solvers.grid_ops import pad, shifted, shifted2
+from gridvit.solvers.grid_ops import pad, shifted
 
 
 @dataclass(frozen=True, eq=False, kw_only=True)
@@ -35,6 +35,7 @@ class _Burgers(BoundedScheme):
     cfl_formula: ClassVar[str] = "dt·(max|u|/dx + max|v|/dy) + 2·ν·dt·(1/dx² + 1/dy²)"
     state_dependent: ClassVar[bool] = True
     has_fused: ClassVar[bool] = True
+    ghosts: ClassVar[int] = 1  # ghost cells a side the advective stencil reaches
 
     def _validate(self) -> None:
         self._numbers("viscosity", nonnegative=True)
@@ -50,14 +51,16 @@ class _Burgers(BoundedScheme):
         return float(vmax[0]) / self.dx + float(vmax[1]) / self.dy + diffusion
 
     def _advection(self, u: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
+        """``(u·∇)u`` from u (B, 2, H, W) and u padded by :attr:`ghosts` -> (B, 2, H, W)."""
         raise NotImplementedError
 
     def rhs(self, u: torch.Tensor) -> torch.Tensor:
         """``-(u·∇)u + ν ∇²u`` for (B, 2, H, W) -> (B, 2, H, W)."""
-        p = pad(u, self.bcs, self.spacing)  # (B, 2, H+2, W+2)
+        g = self.ghosts
+        p = pad(u, self.bcs, self.spacing, g)  # (B, 2, H+2g, W+2g)
         cy, cx = self.viscosity / self.dy**2, self.viscosity / self.dx**2
-        lap = (shifted(p, 0, -1) + shifted(p, 0, 1)).mul_(cx)
-        lap.add_(shifted(p, -1, 0) + shifted(p, 1, 0), alpha=cy).add_(u, alpha=-2.0 * (cx + cy))
+        lap = (shifted(p, 0, -1, g) + shifted(p, 0, 1, g)).mul_(cx)
+        lap.add_(shifted(p, -1, 0, g) + shifted(p, 1, 0, g), alpha=cy).add_(u, alpha=-2.0 * (cx + cy))
         return lap.sub_(self._advection(u, p))
 
     def _step(self, u: torch.Tensor) -> torch.Tensor:
@@ -120,16 +123,16 @@ class BurgersUpwind3(_Burgers):
     """
 
     name: ClassVar[str] = "upwind3"
+    ghosts: ClassVar[int] = 2
 
     def _validate(self) -> None:
         super()._validate()
         self._require_periodic(self.bcs, "BurgersUpwind or BurgersCentral")
 
-    def _advection(self, u: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
-        q = torch.nn.functional.pad(u, (2, 2, 2, 2), mode="circular")  # (B, 2, H+4, W+4)
+    def _advection(self, u: torch.Tensor, p: torch.Tensor) -> torch.Tensor:  # p: (B, 2, H+4, W+4)
         a, b = u[:, 0:1], u[:, 1:2]  # (B, 1, H, W)
-        e, w, ee, ww = shifted2(q, 0, 1), shifted2(q, 0, -1), shifted2(q, 0, 2), shifted2(q, 0, -2)
-        n, s, nn, ss = shifted2(q, 1, 0), shifted2(q, -1, 0), shifted2(q, 2, 0), shifted2(q, -2, 0)
+        e, w, ee, ww = (shifted(p, 0, d, 2) for d in (1, -1, 2, -2))
+        n, s, nn, ss = (shifted(p, d, 0, 2) for d in (1, -1, 2, -2))
         ddx = torch.where(a > 0, 2 * e + 3 * u - 6 * w + ww, 6 * e - ee - 3 * u - 2 * w).mul_(a / (6 * self.dx))
         ddy = torch.where(b > 0, 2 * n + 3 * u - 6 * s + ss, 6 * n - nn - 3 * u - 2 * s).mul_(b / (6 * self.dy))
         return ddx.add_(ddy)  # (B, 2, H, W)

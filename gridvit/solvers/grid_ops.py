@@ -197,27 +197,25 @@ def _ghost_slab(u: torch.Tensor, dim: int, side: int, bc: Boundary, h: float) ->
     return edge * a + b if b != 0.0 else edge * a
 
 
-def pad(u: torch.Tensor, bcs: Boundaries, spacing: tuple[float, float]) -> torch.Tensor:
-    """Add one ghost cell on every side: (B, C, H, W) -> (B, C, H+2, W+2).
+def pad(u: torch.Tensor, bcs: Boundaries, spacing: tuple[float, float], width: int = 1) -> torch.Tensor:
+    """Add ``width`` ghost cells on every side: (B, C, H, W) -> (B, C, H+2·width, W+2·width).
 
-    y first, then x, so corners are ghosts of ghosts (exact wrap when both axes are periodic).
+    y first, then x, so corners are ghosts of ghosts (exact wrap when both axes are periodic). Bounded
+    boundaries define one ghost cell; a wider pad is periodic only (ValueError otherwise).
     """
     if bcs[0].periodic and bcs[1].periodic:
-        return torch.nn.functional.pad(u, (1, 1, 1, 1), mode="circular")
+        return torch.nn.functional.pad(u, (width,) * 4, mode="circular")
+    if width != 1:
+        raise ValueError(f"{width} ghost cells need periodic boundaries on both axes; got {describe(bcs)}")
     p = torch.cat([_ghost_slab(u, -2, 0, bcs[0], spacing[0]), u, _ghost_slab(u, -2, 1, bcs[0], spacing[0])], dim=-2)
     return torch.cat([_ghost_slab(p, -1, 0, bcs[1], spacing[1]), p, _ghost_slab(p, -1, 1, bcs[1], spacing[1])], dim=-1)
 
 
-def shifted(p: torch.Tensor, dy: int, dx: int) -> torch.Tensor:
-    """View of padded (B, C, H+2, W+2) holding ``u[i + dy, j + dx]`` at (i, j): (B, C, H, W); dy, dx in -1..1."""
-    h, w = p.shape[-2] - 2, p.shape[-1] - 2
-    return p[..., 1 + dy : 1 + dy + h, 1 + dx : 1 + dx + w]
-
-
-def shifted2(q: torch.Tensor, dy: int, dx: int) -> torch.Tensor:
-    """View of twice-padded (B, C, H+4, W+4) holding ``u[i + dy, j + dx]`` at (i, j): (B, C, H, W); dy, dx in -2..2."""
-    h, w = q.shape[-2] - 4, q.shape[-1] - 4
-    return q[..., 2 + dy : 2 + dy + h, 2 + dx : 2 + dx + w]
+def shifted(p: torch.Tensor, dy: int, dx: int, width: int = 1) -> torch.Tensor:
+    """View of ``p`` padded by ``width`` (B, C, H+2·width, W+2·width) holding ``u[i + dy, j + dx]`` at (i, j):
+    (B, C, H, W); dy, dx in -width..width."""
+    h, w = p.shape[-2] - 2 * width, p.shape[-1] - 2 * width
+    return p[..., width + dy : width + dy + h, width + dx : width + dx + w]
 
 
 def wavenumbers(n: int, length: float, *, real: bool = False, dtype=torch.float64, device=None) -> torch.Tensor:
